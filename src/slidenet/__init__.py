@@ -1,0 +1,43 @@
+"""slidenet: convolutional neural networks from first principles on NumPy, with Keras' API.
+
+``import slidenet as keras`` runs tf.keras tutorial code: Sequential, layers, compile, fit, evaluate,
+predict, summary, datasets.mnist.load_data.
+"""
+
+__version__ = "0.1.0"
+
+from slidenet import (  # noqa: E402
+    activations,
+    callbacks,
+    datasets,
+    filters,
+    initializers,
+    layers,
+    losses,
+    metrics,
+    models,
+    ops,
+    optimizers,
+    utils,
+)
+from slidenet.layers import Input  # noqa: E402
+from slidenet.models import Sequential, load_model  # noqa: E402
+
+__all__ = [
+    "Sequential",
+    "Input",
+    "load_model",
+    "activations",
+    "callbacks",
+    "datasets",
+    "filters",
+    "initializers",
+    "layers",
+    "losses",
+    "metrics",
+    "models",
+    "ops",
+    "optimizers",
+    "utils",
+    "__version__",
+]

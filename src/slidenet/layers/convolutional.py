@@ -1,0 +1,191 @@
+"""Conv2D and Conv1D: a bank of K filters slid over the input volume (see slidenet.ops.conv)."""
+
+from __future__ import annotations
+
+from slidenet import initializers
+from slidenet._validation import fmt_shape, int_tuple, positive_int
+from slidenet.layers.base import ActivationMixin, Layer
+from slidenet.ops import conv as conv_ops
+from slidenet.ops.shapes import effective_size, resolve_padding
+
+
+class Conv2D(ActivationMixin, Layer):
+    """2D convolution layer: K filters of Fh x Fw spanning the full input depth D.
+
+    Input (N, H, W, D) -> output (N, Ho, Wo, K) with Ho = (H - Fh + pt + pb)/sh + 1.
+    Weights: kernel (Fh, Fw, D, K) and bias (K,): (Fh*Fw*D + 1)*K parameters.
+
+    Args:
+        filters: K. kernel_size: F or (Fh, Fw). strides: S or (sh, sw).
+        padding: 'valid', 'same' (TensorFlow's rule), P, (Ph, Pw) or ((top, bottom), (left, right)).
+        dilation_rate: int or pair. activation: name or None. use_bias: add the bias.
+        kernel_initializer, bias_initializer: names as in Keras.
+    """
+
+    rank = 2
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        dilation_rate=1,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        who = self.label
+        self.filters = positive_int(filters, f"{who}: filters")
+        self.kernel_size = int_tuple(kernel_size, self.rank, f"{who}: kernel_size")
+        self.strides = int_tuple(strides, self.rank, f"{who}: strides")
+        self.dilation_rate = int_tuple(dilation_rate, self.rank, f"{who}: dilation_rate")
+        if isinstance(padding, str):
+            padding = padding.lower()
+        elif not isinstance(padding, int):
+            padding = _to_tuple(padding)
+        ones = (1,) * self.rank
+        resolve_padding(padding, ones, ones, ones, ones, f"{who}: padding")  # validate the spec
+        self.padding = padding
+        self._set_activation(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.weight_names = ("kernel", "bias") if self.use_bias else ("kernel",)
+
+    def _geometry(self, input_shape):
+        return conv_ops.conv2d_geometry(
+            (1, *input_shape),
+            (*self.kernel_size, input_shape[-1], self.filters),
+            self.strides,
+            self.padding,
+            self.dilation_rate,
+            who=self.label,
+        )
+
+    def compute_output_shape(self, input_shape):
+        self._expect_rank(
+            input_shape, 3, "(H, W, D)", "Images need a channel axis: use input_shape=(H, W, 1)."
+        )
+        _, _, _, (ho, wo) = self._geometry(input_shape)
+        return ho, wo, self.filters
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.pads = self._geometry(tuple(input_shape))[0]
+        shape = (*self.kernel_size, input_shape[-1], self.filters)
+        self.kernel = self.kernel_initializer(shape, self.dtype)
+        if self.use_bias:
+            self.bias = self.bias_initializer((self.filters,), self.dtype)
+
+    def forward(self, x, training=False):
+        b = self.bias if self.use_bias else None
+        z, self._cache = conv_ops.conv2d_forward(
+            x, self.kernel, b, stride=self.strides, padding=self.pads, dilation=self.dilation_rate
+        )
+        return self._activate(z)
+
+    def backward(self, dy, from_logits=False, need_dx=True):
+        """dy (N, Ho, Wo, K) -> dx (N, H, W, D), or None with need_dx=False (a first layer)."""
+        dz = self._deactivate(dy, from_logits)
+        dx, dw, db = conv_ops.conv2d_backward(dz, self._cache, need_dx)
+        self.grads = [dw, db] if self.use_bias else [dw]
+        return dx
+
+    def receptive_field(self) -> tuple[int, ...]:
+        """Extent of the window each output sees in this layer's input (dilation included)."""
+        return tuple(effective_size(f, d) for f, d in zip(self.kernel_size, self.dilation_rate))
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": list(self.kernel_size),
+            "strides": list(self.strides),
+            "padding": self.padding if isinstance(self.padding, str | int) else _to_list(
+                self.padding
+            ),
+            "dilation_rate": list(self.dilation_rate),
+            "activation": self.activation,
+            "use_bias": self.use_bias,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("kernel_initializer", "bias_initializer"):
+            if key in config:
+                config[key] = initializers.deserialize(config[key])
+        return cls(**config)
+
+
+class Conv1D(Conv2D):
+    """1D convolution for scanning signals: K filters of width F slide along L.
+
+    Input (N, L, D) -> output (N, Lo, K), Lo = (L - F + 2P)/S + 1. kernel (F, D, K), bias (K,).
+    padding: 'valid', 'same', an int P or a pair (before, after).
+    """
+
+    rank = 1
+
+    def _geometry(self, input_shape):
+        padding = self.padding
+        if not isinstance(padding, str):
+            padding = ((0, 0), (padding, padding) if isinstance(padding, int) else padding)
+        return conv_ops.conv2d_geometry(
+            (1, 1, *input_shape),
+            (1, *self.kernel_size, input_shape[-1], self.filters),
+            (1, *self.strides),
+            padding,
+            (1, *self.dilation_rate),
+            who=self.label,
+        )
+
+    def compute_output_shape(self, input_shape):
+        self._expect_rank(
+            input_shape, 2, "(L, D)", "Signals need a channel axis: use input_shape=(L, 1)."
+        )
+        try:
+            _, _, _, (_, lo) = self._geometry(input_shape)
+        except ValueError:
+            raise ValueError(
+                f"{self.label}: kernel {self.kernel_size[0]} does not fit input length "
+                f"{input_shape[0]} with padding={self.padding!r} (input {fmt_shape(input_shape)}). "
+                f"Use padding='same' or kernel_size<={input_shape[0]}."
+            ) from None
+        return lo, self.filters
+
+    def build(self, input_shape):
+        Layer.build(self, input_shape)
+        self.pads = self._geometry(tuple(input_shape))[0][1]
+        shape = (*self.kernel_size, input_shape[-1], self.filters)
+        self.kernel = self.kernel_initializer(shape, self.dtype)
+        if self.use_bias:
+            self.bias = self.bias_initializer((self.filters,), self.dtype)
+
+    def forward(self, x, training=False):
+        b = self.bias if self.use_bias else None
+        z, self._cache = conv_ops.conv1d_forward(
+            x, self.kernel, b, stride=self.strides, padding=self.pads, dilation=self.dilation_rate
+        )
+        return self._activate(z)
+
+    def backward(self, dy, from_logits=False, need_dx=True):
+        """dy (N, Lo, K) -> dx (N, L, D), or None with need_dx=False (a first layer)."""
+        dz = self._deactivate(dy, from_logits)
+        dx, dw, db = conv_ops.conv1d_backward(dz, self._cache, need_dx)
+        self.grads = [dw, db] if self.use_bias else [dw]
+        return dx
+
+
+def _to_tuple(value):
+    return tuple(_to_tuple(v) for v in value) if isinstance(value, list | tuple) else value
+
+
+def _to_list(value):
+    return [_to_list(v) for v in value] if isinstance(value, list | tuple) else value

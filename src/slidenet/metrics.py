@@ -1,0 +1,58 @@
+"""Metrics, each a function (y_true, y_pred) -> fraction correct over the batch.
+
+"accuracy" resolves like Keras: integer labels against (N, K) outputs -> sparse categorical
+accuracy; one-hot targets -> categorical accuracy; one output unit -> binary accuracy (threshold 0.5).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from slidenet._validation import unknown_name
+
+
+def sparse_categorical_accuracy(y_true, y_pred) -> float:
+    """Fraction of rows whose argmax equals the integer label."""
+    y_true = np.asarray(y_true).reshape(-1)
+    return float(np.mean(np.argmax(y_pred, axis=-1) == y_true)) if y_true.size else 0.0
+
+
+def categorical_accuracy(y_true, y_pred) -> float:
+    """Fraction of rows whose argmax matches the one-hot target's argmax."""
+    return float(np.mean(np.argmax(y_pred, -1) == np.argmax(y_true, -1))) if len(y_true) else 0.0
+
+
+def binary_accuracy(y_true, y_pred, threshold=0.5) -> float:
+    """Fraction of outputs on the right side of ``threshold``."""
+    y_pred = np.asarray(y_pred)
+    y_true = np.asarray(y_true).reshape(y_pred.shape)
+    return float(np.mean((y_pred > threshold) == (y_true > 0.5))) if y_pred.size else 0.0
+
+
+_BY_NAME = {
+    "sparse_categorical_accuracy": sparse_categorical_accuracy,
+    "categorical_accuracy": categorical_accuracy,
+    "binary_accuracy": binary_accuracy,
+    "accuracy": None,
+    "acc": None,
+}
+
+
+def resolve(name, loss_name: str, output_shape) -> tuple[str, callable]:
+    """(log name, function) for a metric identifier; 'accuracy' picks the right variant."""
+    if callable(name):
+        return name.__name__, name
+    if not isinstance(name, str):
+        raise TypeError(f"metrics must be names or functions, got {name!r}.")
+    key = name.lower()
+    if key not in _BY_NAME:
+        raise unknown_name("metric", name, _BY_NAME)
+    if key in ("accuracy", "acc"):
+        if loss_name == "binary_crossentropy" or output_shape[-1] == 1:
+            fn = binary_accuracy
+        elif loss_name == "categorical_crossentropy":
+            fn = categorical_accuracy
+        else:
+            fn = sparse_categorical_accuracy
+        return "accuracy", fn
+    return key, _BY_NAME[key]

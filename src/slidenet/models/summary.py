@@ -1,0 +1,120 @@
+"""model.summary(): Keras' table, plus the arithmetic of every conv and pool layer.
+
+Under each conv or pool row, an indented line shows the output size worked out with the layer's own
+numbers, e.g. ``(28 - 5 + 2*2)/1 + 1 = 28``, the receptive field of one output in input pixels, and
+the multiply-adds per example; and a warning when the windows do not tile the input, so rows or
+columns at the bottom/right are never looked at.
+"""
+
+from __future__ import annotations
+
+from slidenet._validation import fmt_shape
+from slidenet.layers.base import ActivationMixin
+from slidenet.layers.convolutional import Conv1D, Conv2D
+from slidenet.layers.core import Dense
+from slidenet.layers.pooling import _Pooling1D, _Pooling2D
+from slidenet.ops.shapes import effective_size, is_tiled, window_math
+
+
+def _human(n: float) -> str:
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return f"{n:.0f}"
+
+
+def _window_params(layer):
+    """(kernel, strides, dilations, pads per axis) of a conv or pool layer, 2D or 1D."""
+    if isinstance(layer, Conv2D):
+        kernel, strides, dil = layer.kernel_size, layer.strides, layer.dilation_rate
+        pads = layer._geometry(layer._in)[0]
+        pads = pads[1:] if isinstance(layer, Conv1D) else pads
+    else:
+        kernel, strides, dil = layer.pool_size, layer.strides, (1,) * len(layer.pool_size)
+        pads = layer._geometry(layer._in)[0]
+        if isinstance(layer, _Pooling1D):
+            pads = pads[1:]
+    return kernel, strides, dil, pads
+
+
+def layer_details(layer, field, jump):
+    """Detail lines for one layer and the receptive field / jump after it (per spatial axis)."""
+    if not isinstance(layer, Conv2D | _Pooling2D):
+        return [], field, jump
+    kernel, strides, dil, pads = _window_params(layer)
+    sizes = layer._in[:-1]
+    maths, dropped = [], []
+    new_field, new_jump = [], []
+    for axis, (n, f, s, d, p) in enumerate(zip(sizes, kernel, strides, dil, pads, strict=True)):
+        maths.append(window_math(n, f, s, p, d))
+        if not is_tiled(n, f, s, p, d):
+            lost = (n + p[0] + p[1] - effective_size(f, d)) % s
+            dropped.append(f"{lost} {'row' if axis == 0 and len(sizes) == 2 else 'column'}(s)")
+        new_field.append(field[axis] + (effective_size(f, d) - 1) * jump[axis])
+        new_jump.append(jump[axis] * s)
+    ho = layer._out[:-1]
+    per_position = 1
+    for f in kernel:
+        per_position *= f
+    positions = 1
+    for o in ho:
+        positions *= o
+    if isinstance(layer, Conv2D):
+        madds = positions * layer.filters * per_position * layer._in[-1]
+        work = f"{_human(madds)} mult-adds"
+    else:
+        work = f"{_human(positions * layer._in[-1] * per_position)} window reads"
+    rf = "x".join(str(r) for r in new_field)
+    math_text = "; ".join(maths) if len(set(maths)) > 1 else maths[0]
+    lines = [f"   out: {math_text} | receptive field {rf} | {work}"]
+    if dropped:
+        lines.append(
+            f"   warning: windows do not tile the input; the last {' and '.join(dropped)} of "
+            f"{'x'.join(map(str, sizes))} are never seen. Use padding='same' or another stride."
+        )
+    return lines, tuple(new_field), tuple(new_jump)
+
+
+def summary_text(model, line_length=None) -> str:
+    """The summary of a Sequential model as text."""
+    width = line_length or 80
+    cols = [int(width * 0.42), int(width * 0.32), width - int(width * 0.42) - int(width * 0.32)]
+    rule = "_" * width
+
+    def row(a, b, c):
+        return f" {a:<{cols[0] - 1}}{b:<{cols[1]}}{c:>{cols[2] - 1}}"
+
+    lines = [f'Model: "{model.name}"', rule, row("Layer (type)", "Output Shape", "Param #"),
+             "=" * width]
+    built = model.built
+    spatial = len(model._input_shape) - 1 if built and model._input_shape else 0
+    field, jump = (1,) * spatial, (1,) * spatial
+    total = trainable = 0
+    for i, layer in enumerate(model.layers):
+        name = f"{layer.name} ({type(layer).__name__})"
+        if not layer.built:
+            lines.append(row(name, "(unbuilt)", "?"))
+            continue
+        params = layer.count_params()
+        act = getattr(layer, "activation", "linear") if isinstance(layer, ActivationMixin) else ""
+        if act and act != "linear" and not type(layer).__name__.startswith(("Activation", "ReLU")):
+            name = f"{layer.name} ({type(layer).__name__}, {act})"
+        lines.append(row(name, fmt_shape(layer.output_shape), f"{params:,}"))
+        if spatial and len(layer._in) - 1 == spatial:
+            detail, field, jump = layer_details(layer, field, jump)
+            lines.extend(detail)
+        elif isinstance(layer, Dense):
+            lines.append(f"   {_human(layer.kernel.size)} mult-adds")
+        total += params
+        non_trainable = sum(
+            w.size for w, name_ in zip(layer.weights, layer.weight_names, strict=True)
+            if name_.startswith("moving_")
+        )
+        trainable += (params - non_trainable) if layer.trainable else 0
+        if i < len(model.layers) - 1:
+            lines.append("")
+    lines += ["=" * width, f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+              f"Non-trainable params: {total - trainable:,}", rule]
+    if not built:
+        lines.append("The model is not built: give the first layer input_shape=... to see shapes.")
+    return "\n".join(lines)

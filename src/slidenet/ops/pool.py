@@ -1,0 +1,216 @@
+"""Pooling: summarise each window of every channel by its max, mean or sum.
+
+Windows of pool_size (ph, pw) move with strides (sh, sw) (default: the pool size, so they do not
+overlap; smaller strides make them overlap). padding='same' keeps ceil(H / sh) outputs by pooling the
+partial windows at the border, as Keras does: max ignores the padding, average divides by the number of
+real elements in the window, sum adds only real elements.
+
+The work is done as one strided slice per window offset (u, v), each covering every window at once:
+ph*pw array operations, independent of the image size. Global pooling reduces all positions of a
+channel to one number ("is the pattern anywhere?").
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from slidenet._validation import fmt_shape, int_tuple
+from slidenet.ops.im2col import crop_spatial, pad_spatial
+from slidenet.ops.shapes import output_length, same_pads
+
+
+class Pool2DCache(NamedTuple):
+    """Geometry of a pooling call, and for max pooling the winning offset of each window."""
+
+    kind: str  # 'max' | 'avg' | 'sum'
+    xp_shape: tuple  # (N, Hp, Wp, D)
+    pads: tuple
+    pool: tuple
+    strides: tuple
+    out_hw: tuple
+    xp: np.ndarray | None  # (N, Hp, Wp, D) padded input, for 'max' (its mask is found in backward)
+    y: np.ndarray | None  # (N, Ho, Wo, D) output, for 'max'
+    counts: np.ndarray | None  # (1, Ho, Wo, 1) real elements per window, for 'avg'
+
+
+def pool2d_geometry(x_shape, pool_size, stride=None, padding="valid", who="pool2d"):
+    """Check a pooling window against an input; return (pads, pool, strides, (Ho, Wo)).
+
+    Args:
+        x_shape: (N, H, W, D) or (H, W, D). pool_size: int or (ph, pw).
+        stride: int, (sh, sw) or None (= pool_size). padding: 'valid' or 'same'.
+    """
+    h, w = x_shape[-3], x_shape[-2]
+    pool = int_tuple(pool_size, 2, f"{who}: pool_size")
+    strides = pool if stride is None else int_tuple(stride, 2, f"{who}: strides")
+    mode = padding.lower() if isinstance(padding, str) else padding
+    if mode == "valid":
+        pads = ((0, 0), (0, 0))
+    elif mode == "same":
+        pads = (same_pads(h, pool[0], strides[0]), same_pads(w, pool[1], strides[1]))
+    else:
+        raise ValueError(f"{who}: padding must be 'valid' or 'same', got {padding!r}.")
+    out = tuple(output_length(n, p, s, pad) for n, p, s, pad in zip((h, w), pool, strides, pads))
+    if min(out) < 1:
+        raise ValueError(
+            f"{who}: pool window {pool[0]}x{pool[1]} does not fit input {h}x{w} with "
+            f"padding={padding!r}. Use padding='same' or pool_size of at most {h}x{w}."
+        )
+    return pads, pool, strides, out
+
+
+def _offset_slices(pool, strides, out_hw):
+    """For each window offset (u, v): the (rows, cols) slices of the padded input it covers."""
+    (ph, pw), (sh, sw), (ho, wo) = pool, strides, out_hw
+    for u in range(ph):
+        for v in range(pw):
+            yield slice(u, u + sh * (ho - 1) + 1, sh), slice(v, v + sw * (wo - 1) + 1, sw)
+
+
+def _check_x(x, who):
+    if x.ndim != 4:
+        raise ValueError(f"{who}: x must be (N, H, W, D), got shape {fmt_shape(x.shape)}.")
+
+
+def pool2d_forward(x, pool_size=2, stride=None, padding="valid", kind="max"):
+    """Max, average or sum pooling of x (N, H, W, D) -> y (N, Ho, Wo, D), and the cache."""
+    who = f"{kind}_pool2d"
+    _check_x(x, who)
+    pads, pool, strides, out_hw = pool2d_geometry(x.shape, pool_size, stride, padding, who)
+    xp = pad_spatial(x, pads, -np.inf if kind == "max" else 0.0)
+    counts = None
+    slices = list(_offset_slices(pool, strides, out_hw))
+    y = xp[:, slices[0][0], slices[0][1], :].copy()
+    combine = np.maximum if kind == "max" else np.add
+    for rows, cols in slices[1:]:
+        combine(y, xp[:, rows, cols, :], out=y)
+    if kind == "avg":
+        counts = _window_counts(x.shape, pads, pool, strides, out_hw, x.dtype)
+        y /= counts
+    keep = (xp, y) if kind == "max" else (None, None)
+    return y, Pool2DCache(kind, xp.shape, pads, pool, strides, out_hw, *keep, counts)
+
+
+def _window_counts(x_shape, pads, pool, strides, out_hw, dtype):
+    """Number of real (non-padding) elements in each window: (1, Ho, Wo, 1)."""
+    ones = pad_spatial(np.ones((1, x_shape[1], x_shape[2], 1), dtype), pads, 0.0)
+    counts = np.zeros((1, *out_hw, 1), dtype)
+    for rows, cols in _offset_slices(pool, strides, out_hw):
+        counts += ones[:, rows, cols, :]
+    return counts
+
+
+def pool2d_backward(dy, cache: Pool2DCache):
+    """Gradient of :func:`pool2d_forward`: dx (N, H, W, D).
+
+    Max sends each dy to the element that won its window; average spreads dy / count over the real
+    elements; sum copies dy to every element. Overlapping windows add up.
+    """
+    dxp = np.zeros(cache.xp_shape, dy.dtype)
+    slices = _offset_slices(cache.pool, cache.strides, cache.out_hw)
+    if cache.kind == "max":
+        # the first element (in window order) equal to the window's max wins, as in PyTorch
+        unclaimed = np.ones(cache.y.shape, bool)
+        for rows, cols in slices:
+            winner = (cache.xp[:, rows, cols, :] == cache.y) & unclaimed
+            unclaimed &= ~winner
+            dxp[:, rows, cols, :] += dy * winner
+    else:
+        g = dy / cache.counts if cache.kind == "avg" else dy
+        for rows, cols in slices:
+            dxp[:, rows, cols, :] += g
+    return crop_spatial(dxp, cache.pads)
+
+
+def _pool2d_public(kind):
+    def forward(x, pool_size=2, stride=None, padding="valid"):
+        return pool2d_forward(x, pool_size, stride, padding, kind)
+
+    def apply(x, pool_size=2, stride=None, padding="valid"):
+        return pool2d_forward(x, pool_size, stride, padding, kind)[0]
+
+    forward.__name__, apply.__name__ = f"{kind}_pool2d_forward", f"{kind}_pool2d"
+    doc = (
+        f"{kind.capitalize()} pooling of x (N, H, W, D) -> (N, Ho, Wo, D); pool_size and stride are "
+        "ints or pairs (stride defaults to pool_size), padding 'valid' or 'same'."
+    )
+    forward.__doc__ = doc + " Returns (y, cache)."
+    apply.__doc__ = doc
+    return forward, apply
+
+
+max_pool2d_forward, max_pool2d = _pool2d_public("max")
+avg_pool2d_forward, avg_pool2d = _pool2d_public("avg")
+sum_pool2d_forward, sum_pool2d = _pool2d_public("sum")
+max_pool2d_backward = avg_pool2d_backward = sum_pool2d_backward = pool2d_backward
+
+
+def pool1d_forward(x, pool_size=2, stride=None, padding="valid", kind="max"):
+    """Pooling along L of x (N, L, D) -> y (N, Lo, D): 2D pooling of a height-1 image."""
+    if x.ndim != 3:
+        raise ValueError(f"{kind}_pool1d: x must be (N, L, D), got shape {fmt_shape(x.shape)}.")
+    (p,) = int_tuple(pool_size, 1, f"{kind}_pool1d: pool_size")
+    s = None if stride is None else (1, int_tuple(stride, 1, f"{kind}_pool1d: strides")[0])
+    y, cache = pool2d_forward(x[:, None], (1, p), s, padding, kind)
+    return y[:, 0], cache
+
+
+def pool1d_backward(dy, cache: Pool2DCache):
+    """Gradient of :func:`pool1d_forward`: dx (N, L, D)."""
+    return pool2d_backward(dy[:, None], cache)[:, 0]
+
+
+def max_pool1d(x, pool_size=2, stride=None, padding="valid"):
+    """Max pooling of x (N, L, D) -> (N, Lo, D)."""
+    return pool1d_forward(x, pool_size, stride, padding, "max")[0]
+
+
+def avg_pool1d(x, pool_size=2, stride=None, padding="valid"):
+    """Average pooling of x (N, L, D) -> (N, Lo, D)."""
+    return pool1d_forward(x, pool_size, stride, padding, "avg")[0]
+
+
+class GlobalPoolCache(NamedTuple):
+    """Input shape, and for max the flat position (over all spatial axes) of each channel's max."""
+
+    kind: str
+    x_shape: tuple
+    argmax: np.ndarray | None  # (N, D)
+
+
+def global_pool_forward(x, kind="max"):
+    """Global max or average over all spatial axes: x (N, ..., D) -> y (N, D), and the cache."""
+    if x.ndim < 3:
+        raise ValueError(
+            f"global_{kind}_pool: x must be (N, L, D) or (N, H, W, D), got {fmt_shape(x.shape)}."
+        )
+    flat = x.reshape(x.shape[0], -1, x.shape[-1])
+    if kind == "max":
+        argmax = flat.argmax(axis=1)
+        y = np.take_along_axis(flat, argmax[:, None, :], axis=1)[:, 0]
+        return y, GlobalPoolCache(kind, x.shape, argmax)
+    return flat.mean(axis=1), GlobalPoolCache(kind, x.shape, None)
+
+
+def global_pool_backward(dy, cache: GlobalPoolCache):
+    """Gradient of :func:`global_pool_forward`: dx with the input's shape."""
+    n, d = dy.shape
+    positions = int(np.prod(cache.x_shape[1:-1]))
+    if cache.kind == "max":
+        dflat = np.zeros((n, positions, d), dy.dtype)
+        np.put_along_axis(dflat, cache.argmax[:, None, :], dy[:, None, :], axis=1)
+    else:
+        dflat = np.broadcast_to((dy / positions)[:, None, :], (n, positions, d)).copy()
+    return dflat.reshape(cache.x_shape)
+
+
+def global_max_pool(x):
+    """Max over all positions of each channel: (N, H, W, D) or (N, L, D) -> (N, D)."""
+    return global_pool_forward(x, "max")[0]
+
+
+def global_avg_pool(x):
+    """Mean over all positions of each channel: (N, H, W, D) or (N, L, D) -> (N, D)."""
+    return global_pool_forward(x, "avg")[0]
