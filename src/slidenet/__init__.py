@@ -1,6 +1,7 @@
 """slidenet: convolutional neural networks from first principles on NumPy, with Keras' API.
 
-``import slidenet as keras`` runs tf.keras tutorial code: Sequential, layers, compile, fit, evaluate,
+``import slidenet as keras`` runs tf.keras tutorial code: Sequential, layers, compile, fit,
+evaluate,
 predict, summary, datasets.mnist.load_data.
 """
 
@@ -8,6 +9,7 @@ __version__ = "0.1.0"
 
 from slidenet import (  # noqa: E402
     activations,
+    applications,
     callbacks,
     datasets,
     filters,
@@ -28,6 +30,7 @@ __all__ = [
     "Input",
     "load_model",
     "activations",
+    "applications",
     "callbacks",
     "datasets",
     "filters",

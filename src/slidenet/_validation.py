@@ -1,7 +1,9 @@
 """The one place for input checks and the shape of their messages.
 
-Every message names *who* complains (a layer as ``Conv2D 'conv2d_1'``, a function as ``fit``), *what* was
-wrong with the numbers that show it, and *how* to fix it. Checks raise ``ValueError`` or ``TypeError``
+Every message names *who* complains (a layer as ``Conv2D 'conv2d_1'``, a function as ``fit``),
+*what* was
+wrong with the numbers that show it, and *how* to fix it. Checks raise ``ValueError`` or
+``TypeError``
 (never ``assert``), so that tests can match the messages with regexes.
 """
 
@@ -30,8 +32,10 @@ def unknown_name(kind: str, name: str, choices: Iterable[str]) -> ValueError:
 
 def fmt_shape(shape) -> str:
     """(None, 28, 28, 1) -> '(None, 28, 28, 1)'; a 2-tuple of sizes -> '5x5'."""
-    return "(" + ", ".join("None" if s is None else str(s) for s in shape) + (
-        ",)" if len(shape) == 1 else ")"
+    return (
+        "("
+        + ", ".join("None" if s is None else str(s) for s in shape)
+        + (",)" if len(shape) == 1 else ")")
     )
 
 
@@ -49,9 +53,7 @@ def int_tuple(value, n: int, what: str) -> tuple[int, ...]:
     try:
         values = tuple(value)
     except TypeError:
-        raise ValueError(
-            f"{what} must be an int or a tuple of {n} ints, got {value!r}."
-        ) from None
+        raise ValueError(f"{what} must be an int or a tuple of {n} ints, got {value!r}.") from None
     if len(values) != n:
         raise ValueError(f"{what} must be an int or a tuple of {n} ints, got {value!r}.")
     return tuple(positive_int(v, what) for v in values)
@@ -61,7 +63,8 @@ def as_float_array(x, who: str, what: str = "x", dtype=np.float32) -> np.ndarray
     """Convert model input to a float array, refusing what cannot be data.
 
     Integer and bool arrays are cast to ``dtype``; float arrays keep float64 when given float64 (so
-    gradient checks work) and otherwise become ``dtype``. NaN or Inf, object, complex and string arrays
+    gradient checks work) and otherwise become ``dtype``. NaN or Inf, object, complex and string
+    arrays
     are refused with a message naming ``who`` and ``what``.
     """
     if isinstance(x, np.ndarray | list | tuple) or np.isscalar(x):
@@ -82,6 +85,7 @@ def as_float_array(x, who: str, what: str = "x", dtype=np.float32) -> np.ndarray
     if arr.size and not np.isfinite(arr).all():
         bad = int(arr.size - np.isfinite(arr).sum())
         raise ValueError(
-            f"{who}: {what} contains {bad} NaN or Inf value(s); clean or impute them before training."
+            f"{who}: {what} contains {bad} NaN or Inf value(s); clean or impute them before "
+            "training."
         )
     return arr

@@ -1,4 +1,6 @@
-"""Callbacks: hooks that fit calls at the start and end of training, epochs and batches (Keras API)."""
+"""Callbacks: hooks that fit calls at the start and end of training, epochs and batches (Keras
+API).
+"""
 
 from __future__ import annotations
 
@@ -154,7 +156,9 @@ class ModelCheckpoint(Callback):
 
 
 class ProgressBar(Callback):
-    """fit's progress display: a tqdm bar per epoch (verbose=1) or one line per epoch (verbose=2)."""
+    """fit's progress display: a tqdm bar per epoch (verbose=1) or one line per epoch
+    (verbose=2).
+    """
 
     def __init__(self, verbose, epochs, steps, samples):
         self.verbose, self.epochs, self.steps, self.samples = verbose, epochs, steps, samples

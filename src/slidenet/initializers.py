@@ -1,6 +1,7 @@
 """Weight initializers (Keras names): He for ReLU nets, Glorot (Xavier) for tanh/sigmoid/linear.
 
-For a kernel of shape (Fh, Fw, D, K) the fans are fan_in = Fh*Fw*D and fan_out = Fh*Fw*K; for a dense
+For a kernel of shape (Fh, Fw, D, K) the fans are fan_in = Fh*Fw*D and fan_out = Fh*Fw*K; for a
+dense
 kernel (D_in, units) they are D_in and units.
 
     he_normal       truncated normal, std sqrt(2 / fan_in)        (He et al. 2015)
@@ -116,9 +117,13 @@ _BY_NAME = {
 
 
 def get(identifier) -> Initializer:
-    """An initializer from a name ('he_normal'), an Initializer, a class, or a callable(shape, dtype)."""
-    if isinstance(identifier, Initializer) or callable(identifier) and not isinstance(
-        identifier, type
+    """An initializer from a name ('he_normal'), an Initializer, a class, or a callable(shape,
+    dtype).
+    """
+    if (
+        isinstance(identifier, Initializer)
+        or callable(identifier)
+        and not isinstance(identifier, type)
     ):
         return identifier
     if isinstance(identifier, type) and issubclass(identifier, Initializer):

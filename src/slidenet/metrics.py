@@ -1,7 +1,8 @@
 """Metrics, each a function (y_true, y_pred) -> fraction correct over the batch.
 
 "accuracy" resolves like Keras: integer labels against (N, K) outputs -> sparse categorical
-accuracy; one-hot targets -> categorical accuracy; one output unit -> binary accuracy (threshold 0.5).
+accuracy; one-hot targets -> categorical accuracy; one output unit -> binary accuracy (threshold
+0.5).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import urllib.error
 
 import numpy as np
 import pytest
+from dataset_fixtures import *  # noqa: F403 - the fixtures, and the autouse isolation
 
 from slidenet.datasets import fashion_mnist, mnist
 from slidenet.datasets._mnist_like import IDX_FILES

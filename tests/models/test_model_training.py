@@ -175,7 +175,9 @@ def test_one_hot_binary_and_mse_losses_train():
 
 
 def test_fused_softmax_cross_entropy_matches_separate_path():
-    """The fused gradient (softmax - onehot)/N equals backprop through softmax then cross-entropy."""
+    """The fused gradient (softmax - onehot)/N equals backprop through softmax then
+    cross-entropy.
+    """
     rng = np.random.default_rng(0)
     x = rng.normal(size=(5, 3))
     y = np.array([0, 1, 2, 1, 0])

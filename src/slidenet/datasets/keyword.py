@@ -83,11 +83,10 @@ def _make(n, length, region, noise, n_distractors, rng):
             wave = _distractor(rng)
             m = len(wave)
             allowed = np.ones(length - m + 1, dtype=bool)
-            if labels[i]:  # keep [p, p + m) clear of [start - 1, start + k + 1); distractors
-                # may overlap each other
+            if labels[i]:  # keep [p, p + m) clear of [start - 1, start + k + 1)
                 allowed[max(0, positions[i] - m) : positions[i] + k + 1] = False
             p = int(rng.choice(np.flatnonzero(allowed)))
-            signals[i, p : p + m] += wave
+            signals[i, p : p + m] += wave  # distractors may overlap each other
     return signals.astype(np.float32)[:, :, None], labels, positions
 
 

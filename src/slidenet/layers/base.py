@@ -1,7 +1,9 @@
-"""The Layer contract: parameters under Keras names, a forward that calls ops, a hand-written backward.
+"""The Layer contract: parameters under Keras names, a forward that calls ops, a hand-written
+backward.
 
 A layer is built once it knows the shape of one example (``build(input_shape)``, batch axis
-excluded); that is where it checks that it fits its input and creates its weights. Calling it runs the
+excluded); that is where it checks that it fits its input and creates its weights. Calling it runs
+the
 forward pass and keeps what the backward pass needs; ``backward(dy)`` returns dx and leaves the
 parameter gradients in ``layer.grads``, aligned with ``layer.weights``.
 """
@@ -22,8 +24,11 @@ _name_counts: dict[str, int] = defaultdict(int)
 
 def _snake(name: str) -> str:
     s = re.sub(r"([a-z])([A-Z])", r"\1_\2", name)
-    return re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", s).lower().replace("2_d", "2d").replace(
-        "1_d", "1d"
+    return (
+        re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", s)
+        .lower()
+        .replace("2_d", "2d")
+        .replace("1_d", "1d")
     )
 
 
@@ -126,9 +131,13 @@ class Layer:
         return [w.copy() for w in self.weights]
 
     def set_weights(self, weights) -> None:
-        """Replace the parameters (same count and shapes as get_weights); cast to the layer dtype."""
+        """Replace the parameters (same count and shapes as get_weights); cast to the layer
+        dtype.
+        """
         if not self.built:
-            raise ValueError(f"{self.label} is not built yet; add it to a model with an input shape.")
+            raise ValueError(
+                f"{self.label} is not built yet; add it to a model with an input shape."
+            )
         weights = list(weights)
         if len(weights) != len(self.weight_names):
             raise ValueError(

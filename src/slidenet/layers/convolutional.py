@@ -48,7 +48,9 @@ class Conv2D(ActivationMixin, Layer):
         elif not isinstance(padding, int):
             padding = _to_tuple(padding)
         ones = (1,) * self.rank
-        resolve_padding(padding, ones, ones, ones, ones, f"{who}: padding")  # validate the spec
+        # validate the spec; Conv1D's pair (before, after) is the padding of its one axis
+        spec = (padding,) if self.rank == 1 and isinstance(padding, tuple) else padding
+        resolve_padding(spec, ones, ones, ones, ones, f"{who}: padding")
         self.padding = padding
         self._set_activation(activation)
         self.use_bias = bool(use_bias)
@@ -97,7 +99,9 @@ class Conv2D(ActivationMixin, Layer):
 
     def receptive_field(self) -> tuple[int, ...]:
         """Extent of the window each output sees in this layer's input (dilation included)."""
-        return tuple(effective_size(f, d) for f, d in zip(self.kernel_size, self.dilation_rate))
+        return tuple(
+            effective_size(f, d) for f, d in zip(self.kernel_size, self.dilation_rate, strict=True)
+        )
 
     def get_config(self):
         return {
@@ -105,9 +109,9 @@ class Conv2D(ActivationMixin, Layer):
             "filters": self.filters,
             "kernel_size": list(self.kernel_size),
             "strides": list(self.strides),
-            "padding": self.padding if isinstance(self.padding, str | int) else _to_list(
-                self.padding
-            ),
+            "padding": self.padding
+            if isinstance(self.padding, str | int)
+            else _to_list(self.padding),
             "dilation_rate": list(self.dilation_rate),
             "activation": self.activation,
             "use_bias": self.use_bias,

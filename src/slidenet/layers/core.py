@@ -35,7 +35,9 @@ class InputLayer(Layer):
 
 
 def Input(shape=None, name=None, **kwargs):  # noqa: N802 - Keras' name for a function
-    """The shape of one example (batch axis excluded), for ``Sequential([Input((28, 28, 1)), ...])``."""
+    """The shape of one example (batch axis excluded), for ``Sequential([Input((28, 28, 1)),
+    ...])``.
+    """
     return InputLayer(shape=shape, name=name, **kwargs)
 
 

@@ -9,11 +9,14 @@ from slidenet.ops import normalization as bn_ops
 
 
 class BatchNormalization(Layer):
-    """Normalise each channel (last axis) with batch statistics in training, running ones at inference.
+    """Normalise each channel (last axis) with batch statistics in training, running ones at
+    inference.
 
     Weights: gamma, beta, moving_mean, moving_variance (D,) each (Keras' order); only gamma and beta
-    are trained. Running statistics follow Keras: moving = momentum * moving + (1 - momentum) * batch,
-    with the batch's biased variance. (PyTorch's momentum is 1 - this one and its running variance is
+    are trained. Running statistics follow Keras: moving = momentum * moving + (1 - momentum) *
+    batch,
+    with the batch's biased variance. (PyTorch's momentum is 1 - this one and its running variance
+    is
     unbiased.)
     """
 
@@ -42,7 +45,9 @@ class BatchNormalization(Layer):
             return bn_ops.batchnorm_inference(
                 x, self.gamma, self.beta, self.moving_mean, self.moving_variance, self.epsilon
             )
-        y, (mean, var), self._cache = bn_ops.batchnorm_forward(x, self.gamma, self.beta, self.epsilon)
+        y, (mean, var), self._cache = bn_ops.batchnorm_forward(
+            x, self.gamma, self.beta, self.epsilon
+        )
         m = self.momentum
         self.moving_mean[...] = m * self.moving_mean + (1 - m) * mean
         self.moving_variance[...] = m * self.moving_variance + (1 - m) * var

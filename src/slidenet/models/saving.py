@@ -18,6 +18,7 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,9 @@ def atomic_write(path, write_fn) -> None:
             write_fn(f)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -105,7 +109,7 @@ def save_model(model, path) -> None:
     header["n_weights"], header["n_optimizer"] = len(weights), len(opt_arrays)
 
     def write(f):
-        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
             zf.writestr("slidenet.json", json.dumps(header, indent=1))
             for i, w in enumerate(weights):
                 zf.writestr(f"weights/{i:04d}.npy", _npy_bytes(w))
@@ -120,10 +124,12 @@ def _read_array(zf, name, path) -> np.ndarray:
         data = zf.read(name)
         return np.load(io.BytesIO(data), allow_pickle=False)
     except KeyError:
-        raise ModelFileError(f"load_model: '{path}' is missing {name}; the file is incomplete.") from None
+        raise ModelFileError(
+            f"load_model: '{path}' is missing {name}; the file is incomplete."
+        ) from None
     except ValueError as e:
         raise ModelFileError(f"load_model: '{path}': {name} is not a plain array ({e}).") from None
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as e:
         raise ModelFileError(f"load_model: '{path}': {name} is corrupt ({e}).") from None
 
 
@@ -143,8 +149,10 @@ def read_model_file(path):
         try:
             header = json.loads(zf.read("slidenet.json"))
         except KeyError:
-            raise ModelFileError(f"load_model: '{path}' has no slidenet.json; not a model file.") from None
-        except (ValueError, zipfile.BadZipFile, OSError, EOFError) as e:
+            raise ModelFileError(
+                f"load_model: '{path}' has no slidenet.json; not a model file."
+            ) from None
+        except (ValueError, zipfile.BadZipFile, zlib.error, OSError, EOFError) as e:
             raise ModelFileError(f"load_model: '{path}': slidenet.json is corrupt ({e}).") from None
         if not isinstance(header, dict) or header.get("format") != FORMAT:
             raise ModelFileError(f"load_model: '{path}' is not a slidenet model file.")
@@ -153,8 +161,12 @@ def read_model_file(path):
                 f"load_model: '{path}' has format version {header.get('version')!r}; this slidenet "
                 f"reads version {VERSION}. Upgrade slidenet to read it."
             )
-        weights = [_read_array(zf, f"weights/{i:04d}.npy", path) for i in range(header["n_weights"])]
-        opt = [_read_array(zf, f"optimizer/{i:04d}.npy", path) for i in range(header["n_optimizer"])]
+        weights = [
+            _read_array(zf, f"weights/{i:04d}.npy", path) for i in range(header["n_weights"])
+        ]
+        opt = [
+            _read_array(zf, f"optimizer/{i:04d}.npy", path) for i in range(header["n_optimizer"])
+        ]
     return header, weights, opt
 
 
@@ -205,13 +217,15 @@ def load_model(path):
                 comp["metrics"],
             )
             model.optimizer.iterations = int(comp["optimizer_iterations"])
-            model.optimizer.set_variables(opt_arrays, sum(
-                1 for layer in model.layers for g in _trainable_mask(layer) if g
-            ))
+            model.optimizer.set_variables(
+                opt_arrays, sum(1 for layer in model.layers for g in _trainable_mask(layer) if g)
+            )
     except ModelFileError:
         raise
     except (KeyError, TypeError, ValueError) as e:
-        raise ModelFileError(f"load_model: '{path}' holds an invalid model description: {e}") from None
+        raise ModelFileError(
+            f"load_model: '{path}' holds an invalid model description: {e}"
+        ) from None
     return model
 
 

@@ -179,7 +179,9 @@ class Sequential:
 
     def _require_compiled(self, who):
         if self.optimizer is None or self.loss is None:
-            raise RuntimeError(f"{who}: compile the model first, e.g. model.compile('adam', loss=...).")
+            raise RuntimeError(
+                f"{who}: compile the model first, e.g. model.compile('adam', loss=...)."
+            )
 
     # ----- data checks -----------------------------------------------------------------------
     def _prepare_x(self, x, who) -> np.ndarray:
@@ -254,8 +256,10 @@ class Sequential:
         return grad
 
     def _train_step(self, x, y):
-        out = self._forward(x, training=True)
-        loss, grad, fused = self._loss_and_grad(out, y)
+        # overflow shows up as a non-finite loss, which fit reports with epoch and batch
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            out = self._forward(x, training=True)
+            loss, grad, fused = self._loss_and_grad(out, y)
         if not math.isfinite(loss):
             return loss, out
         self._backward(grad, fused, need_dx=False)
@@ -432,7 +436,11 @@ class Sequential:
 def _check_batch_size(batch_size, who):
     if batch_size is None:
         return 32
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, int | np.integer)
+        or batch_size < 1
+    ):
         raise ValueError(f"{who}: batch_size must be a positive integer, got {batch_size!r}.")
     return int(batch_size)
 

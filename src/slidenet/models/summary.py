@@ -84,8 +84,12 @@ def summary_text(model, line_length=None) -> str:
     def row(a, b, c):
         return f" {a:<{cols[0] - 1}}{b:<{cols[1]}}{c:>{cols[2] - 1}}"
 
-    lines = [f'Model: "{model.name}"', rule, row("Layer (type)", "Output Shape", "Param #"),
-             "=" * width]
+    lines = [
+        f'Model: "{model.name}"',
+        rule,
+        row("Layer (type)", "Output Shape", "Param #"),
+        "=" * width,
+    ]
     built = model.built
     spatial = len(model._input_shape) - 1 if built and model._input_shape else 0
     field, jump = (1,) * spatial, (1,) * spatial
@@ -107,14 +111,20 @@ def summary_text(model, line_length=None) -> str:
             lines.append(f"   {_human(layer.kernel.size)} mult-adds")
         total += params
         non_trainable = sum(
-            w.size for w, name_ in zip(layer.weights, layer.weight_names, strict=True)
+            w.size
+            for w, name_ in zip(layer.weights, layer.weight_names, strict=True)
             if name_.startswith("moving_")
         )
         trainable += (params - non_trainable) if layer.trainable else 0
         if i < len(model.layers) - 1:
             lines.append("")
-    lines += ["=" * width, f"Total params: {total:,}", f"Trainable params: {trainable:,}",
-              f"Non-trainable params: {total - trainable:,}", rule]
+    lines += [
+        "=" * width,
+        f"Total params: {total:,}",
+        f"Trainable params: {trainable:,}",
+        f"Non-trainable params: {total - trainable:,}",
+        rule,
+    ]
     if not built:
         lines.append("The model is not built: give the first layer input_shape=... to see shapes.")
     return "\n".join(lines)

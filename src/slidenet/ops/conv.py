@@ -95,7 +95,9 @@ def conv2d_forward(x, w, b=None, *, stride=1, padding="valid", dilation=1):
         y: (N, Ho, Wo, K) in x's dtype, and the cache for :func:`conv2d_backward`.
     """
     _check_conv_args(x, w, b, "conv2d")
-    pads, strides, dilations, (ho, wo) = conv2d_geometry(x.shape, w.shape, stride, padding, dilation)
+    pads, strides, dilations, (ho, wo) = conv2d_geometry(
+        x.shape, w.shape, stride, padding, dilation
+    )
     fh, fw, d, k = w.shape
     xp = pad_spatial(x, pads)
     cols = im2col(xp, (fh, fw), strides, dilations, (ho, wo))
@@ -128,7 +130,8 @@ def _input_grad(dy2, cache: Conv2DCache):
     """d loss / d x_pad: every filter tap (u, v) sends dy back through its weights w[u, v].
 
     One GEMM per tap, dy (N*Ho*Wo, K) @ w[u, v]^T (K, D), added onto the strided slice of the padded
-    input that tap touched. Equivalent to col2im(dy @ W^T) without the (N*Ho*Wo, Fh*Fw*D) buffer, and
+    input that tap touched. Equivalent to col2im(dy @ W^T) without the (N*Ho*Wo, Fh*Fw*D) buffer,
+    and
     the additions run over long contiguous rows.
     """
     n = cache.xp_shape[0]

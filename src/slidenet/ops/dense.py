@@ -1,6 +1,6 @@
 """Fully connected (dense) layer: every output unit is a dot product with every input plus a bias.
 
-    y = x @ w + b,    x (N, D_in), w (D_in, units), b (units,)
+y = x @ w + b,    x (N, D_in), w (D_in, units), b (units,)
 """
 
 from __future__ import annotations

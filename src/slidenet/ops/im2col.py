@@ -5,7 +5,8 @@ copies every window into one row of a matrix, so the whole convolution becomes o
 
     x (N, H, W, D) --pad--> xp (N, Hp, Wp, D) --im2col--> cols (N*Ho*Wo, Fh*Fw*D)
 
-A row holds one window in patch order (Fh, Fw, D): depth fastest, so the copy reads contiguous runs of
+A row holds one window in patch order (Fh, Fw, D): depth fastest, so the copy reads contiguous runs
+of
 D values and matches a Keras kernel (Fh, Fw, D, K) reshaped to (Fh*Fw*D, K).
 """
 
@@ -64,7 +65,8 @@ def im2col(xp: np.ndarray, kernel, strides, dilations, out_hw) -> np.ndarray:
 def col2im(dcols: np.ndarray, xp_shape, kernel, strides, dilations, out_hw) -> np.ndarray:
     """Adjoint of :func:`im2col`: add every row of dcols back onto the window it came from.
 
-    Overlapping windows sum their contributions. Done as Fh*Fw strided slice additions, one per kernel
+    Overlapping windows sum their contributions. Done as Fh*Fw strided slice additions, one per
+    kernel
     offset (u, v), each covering all N*Ho*Wo windows at once.
 
     Args:

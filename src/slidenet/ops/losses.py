@@ -38,7 +38,9 @@ def softmax_cross_entropy(logits, targets):
 
 
 def sigmoid_binary_cross_entropy(logits, targets):
-    """Fused sigmoid + binary cross-entropy; returns (mean loss, dlogits = (sigmoid(z) - t) / size)."""
+    """Fused sigmoid + binary cross-entropy; returns (mean loss, dlogits = (sigmoid(z) - t) /
+    size).
+    """
     t = targets.astype(logits.dtype).reshape(logits.shape)
     # log(1 + exp(-|z|)) + max(z, 0) - z t is the stable form of -t log s - (1 - t) log(1 - s)
     loss = np.logaddexp(0, -np.abs(logits)) + np.maximum(logits, 0) - logits * t

@@ -37,7 +37,9 @@ def batchnorm_forward(x, gamma, beta, eps=1e-3):
 
 
 def batchnorm_inference(x, gamma, beta, mean, var, eps=1e-3):
-    """Inference-mode batch norm with fixed statistics: y = gamma (x - mean) / sqrt(var + eps) + beta."""
+    """Inference-mode batch norm with fixed statistics: y = gamma (x - mean) / sqrt(var + eps) +
+    beta.
+    """
     scale = (gamma / np.sqrt(var + eps)).astype(x.dtype, copy=False)
     return x * scale + (beta - mean * scale).astype(x.dtype, copy=False)
 

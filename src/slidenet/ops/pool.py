@@ -1,8 +1,10 @@
 """Pooling: summarise each window of every channel by its max, mean or sum.
 
 Windows of pool_size (ph, pw) move with strides (sh, sw) (default: the pool size, so they do not
-overlap; smaller strides make them overlap). padding='same' keeps ceil(H / sh) outputs by pooling the
-partial windows at the border, as Keras does: max ignores the padding, average divides by the number of
+overlap; smaller strides make them overlap). padding='same' keeps ceil(H / sh) outputs by pooling
+the
+partial windows at the border, as Keras does: max ignores the padding, average divides by the
+number of
 real elements in the window, sum adds only real elements.
 
 The work is done as one strided slice per window offset (u, v), each covering every window at once:
@@ -52,7 +54,10 @@ def pool2d_geometry(x_shape, pool_size, stride=None, padding="valid", who="pool2
         pads = (same_pads(h, pool[0], strides[0]), same_pads(w, pool[1], strides[1]))
     else:
         raise ValueError(f"{who}: padding must be 'valid' or 'same', got {padding!r}.")
-    out = tuple(output_length(n, p, s, pad) for n, p, s, pad in zip((h, w), pool, strides, pads))
+    out = tuple(
+        output_length(n, p, s, pad)
+        for n, p, s, pad in zip((h, w), pool, strides, pads, strict=True)
+    )
     if min(out) < 1:
         raise ValueError(
             f"{who}: pool window {pool[0]}x{pool[1]} does not fit input {h}x{w} with "
@@ -133,8 +138,8 @@ def _pool2d_public(kind):
 
     forward.__name__, apply.__name__ = f"{kind}_pool2d_forward", f"{kind}_pool2d"
     doc = (
-        f"{kind.capitalize()} pooling of x (N, H, W, D) -> (N, Ho, Wo, D); pool_size and stride are "
-        "ints or pairs (stride defaults to pool_size), padding 'valid' or 'same'."
+        f"{kind.capitalize()} pooling of x (N, H, W, D) -> (N, Ho, Wo, D); pool_size and stride "
+        "are ints or pairs (stride defaults to pool_size), padding 'valid' or 'same'."
     )
     forward.__doc__ = doc + " Returns (y, cache)."
     apply.__doc__ = doc

@@ -95,7 +95,8 @@ def output_length(n: int, f: int, stride: int, pads: tuple[int, int], dilation: 
 
 
 def conv_output_length(n, f, stride=1, padding=0, dilation=1) -> int:
-    """The lecture formula (n - F + 2P)/S + 1, checked: raises ValueError unless it is a whole number.
+    """The lecture formula (n - F + 2P)/S + 1, checked: raises ValueError unless it is a whole
+    number.
 
     Args:
         n: input length; f: filter extent; stride: S; dilation: gaps between filter taps.
@@ -114,17 +115,21 @@ def conv_output_length(n, f, stride=1, padding=0, dilation=1) -> int:
     ...
     ValueError: filter 3 with stride 3 does not tile input 7: (7 - 3)/3 + 1 = 2.33 is not a whole...
     """
-    n, f, stride, dilation = (int_tuple(v, 1, name)[0] for v, name in (
-        (n, "n"), (f, "f"), (stride, "stride"), (dilation, "dilation")))
+    n, f, stride, dilation = (
+        int_tuple(v, 1, name)[0]
+        for v, name in ((n, "n"), (f, "f"), (stride, "stride"), (dilation, "dilation"))
+    )
     if isinstance(padding, str):
         pads = resolve_padding(padding, (n,), (f,), (stride,), (dilation,), "conv_output_length")[0]
-        if padding.lower() == "same":  # always ceil(n / S), as conv2d gives, even when it skips rows
+        if padding.lower() == "same":
+            # always ceil(n / S), as conv2d gives, even where the last window skips inputs
             return output_length(n, f, stride, pads, dilation)
     elif isinstance(padding, int) and not isinstance(padding, bool):
         pads = resolve_padding(padding, (n,), (f,), (stride,), (dilation,), "conv_output_length")[0]
     else:
-        pads = resolve_padding((tuple(padding),), (n,), (f,), (stride,), (dilation,),
-                               "conv_output_length")[0]
+        pads = resolve_padding(
+            (tuple(padding),), (n,), (f,), (stride,), (dilation,), "conv_output_length"
+        )[0]
     fe = effective_size(f, dilation)
     p_text = f"2*{pads[0]}" if pads[0] == pads[1] else f"{pads[0]}+{pads[1]}"
     span = n + pads[0] + pads[1] - fe

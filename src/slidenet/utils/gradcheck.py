@@ -59,8 +59,9 @@ def gradcheck(layer, x, eps=1e-6, seed=0, training=True, max_entries=200) -> dic
         for name in layer.weight_names:
             if name in analytic:
                 w = getattr(layer, name)
-                errors[name] = _max_rel_error(lambda: loss(x), w, analytic[name], eps, rng,
-                                              max_entries)
+                errors[name] = _max_rel_error(
+                    lambda: loss(x), w, analytic[name], eps, rng, max_entries
+                )
     finally:
         layer.dtype = saved_dtype
         layer.set_weights(saved)

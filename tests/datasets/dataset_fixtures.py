@@ -1,7 +1,11 @@
 """Fixtures for the data set tests: tiny IDX fixtures, a local HTTP server, and isolation.
 
-Every test here runs with ``SLIDENET_DATA`` pointing into ``tmp_path``, no system copies, and
-mirrors pointing at a closed local port, so no test reads the machine's data or touches the network.
+Test modules import them all (``from dataset_fixtures import *``). This is not a conftest.py
+because two conftest.py files in folders without ``__init__.py`` collide under
+``--doctest-modules`` (tests/ops has one).
+Importing the autouse fixture ``isolated`` makes every test of the module run with ``SLIDENET_DATA``
+in ``tmp_path``, no system copies, and mirrors at a closed local port, so no test reads the
+machine's data or touches the network.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import pytest
 from slidenet.datasets import fashion_mnist, mnist
 from slidenet.datasets._mnist_like import IDX_FILES
 from slidenet.datasets.utils import write_idx
+
+__all__ = ["closed_url", "fake_split", "http_server", "isolated", "write_fixture"]
 
 MODULES = {"mnist": mnist, "fashion_mnist": fashion_mnist}
 SUBDIRS = {"mnist": "mnist", "fashion_mnist": "fashion-mnist"}

@@ -1,0 +1,260 @@
+"""slidenet vs PyTorch (CPU) on the lecture MNIST CNN and LeNet-5: training and inference img/s.
+
+Everything runs in one process with the same thread count. Each round times slidenet, torch NCHW and
+torch channels_last back to back (the order rotates every round) so machine drift cancels; every
+figure is the median over rounds, and ratios are taken within a round before the median.
+
+Usage:
+    python benchmarks/compare_torch.py                 # batch 100, 7 rounds
+    python benchmarks/compare_torch.py --batch-sizes 32 100 256 --rounds 5
+    python benchmarks/compare_torch.py --write benchmarks/results.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+
+def torch_net(name, classes=10):
+    import torch.nn as nn
+
+    if name == "mnist_cnn":
+        return nn.Sequential(
+            nn.Conv2d(1, 32, 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(3136, 1024),
+            nn.ReLU(),
+            nn.Linear(1024, classes),
+        )
+    return nn.Sequential(  # lenet5 on 28x28: 'same' first convolution
+        nn.Conv2d(1, 6, 5, padding=2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(400, 120),
+        nn.ReLU(),
+        nn.Linear(120, 84),
+        nn.ReLU(),
+        nn.Linear(84, classes),
+    )
+
+
+def slidenet_runner(name, batch):
+    import slidenet
+    from slidenet import applications
+
+    slidenet.utils.set_random_seed(0)
+    model = getattr(applications, name)(input_shape=(28, 28, 1))
+    model.compile(slidenet.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x = rng.random((batch, 28, 28, 1), dtype=np.float32)
+    y = rng.integers(0, 10, batch)
+    xs = rng.random((1000, 28, 28, 1), dtype=np.float32)
+    return (
+        lambda: model.train_on_batch(x, y),
+        lambda: model.predict(xs, batch_size=100),
+    )
+
+
+def torch_runner(name, batch, channels_last):
+    import torch
+
+    torch.manual_seed(0)
+    net = torch_net(name)
+    x = torch.rand(batch, 1, 28, 28)
+    y = torch.randint(0, 10, (batch,))
+    xs = torch.rand(1000, 1, 28, 28)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+        xs = xs.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+
+    def train():
+        opt.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.cross_entropy(net(x), y)
+        loss.backward()
+        opt.step()
+
+    def infer_one_call():
+        with torch.inference_mode():
+            return net(xs)
+
+    def infer_chunked():
+        with torch.inference_mode():
+            return [net(xs[i : i + 100]) for i in range(0, 1000, 100)]
+
+    return train, infer_one_call, infer_chunked
+
+
+def rate(fn, images, seconds):
+    """Images per second of fn (which processes ``images`` per call), timed for ``seconds``."""
+    fn()
+    n, t0 = 0, time.perf_counter()
+    while True:
+        fn()
+        n += 1
+        elapsed = time.perf_counter() - t0
+        if elapsed >= seconds:
+            return n * images / elapsed
+
+
+def machine_line():
+    parts = [platform.processor() or platform.machine()]
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((ln.split(":", 1)[1].strip() for ln in f if "model name" in ln), "")
+        parts = [model or parts[0]]
+    except OSError:
+        pass
+    try:
+        from threadpoolctl import threadpool_info
+
+        for info in threadpool_info():
+            if info.get("user_api") == "blas":
+                parts.append(
+                    f"{info['internal_api']} {info['version']} ({info.get('architecture')}, "
+                    f"{info['num_threads']} threads)"
+                )
+    except ImportError:
+        parts.append("threadpoolctl not installed: BLAS kernel unknown")
+    import torch
+
+    parts.append(
+        f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} thr)"
+    )
+    blas_env = {k: v for k, v in os.environ.items() if k.startswith(("OPENBLAS", "OMP_"))}
+    parts.append(f"env {blas_env or 'unset'}")
+    return "; ".join(parts)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["mnist_cnn", "lenet5"])
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[100])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--seconds", type=float, default=1.0, help="timing window per measurement")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--write", help="also write the table as Markdown to this file")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    rows = []
+    for name in args.models:
+        for batch in args.batch_sizes:
+            sn_train, sn_infer = slidenet_runner(name, batch)
+            t_nchw, i_nchw_one, i_nchw_chunk = torch_runner(name, batch, False)
+            t_cl, i_cl_one, i_cl_chunk = torch_runner(name, batch, True)
+            trains = {"slidenet": sn_train, "torch NCHW": t_nchw, "torch channels_last": t_cl}
+            infers = {
+                "slidenet": sn_infer,
+                "torch NCHW": i_nchw_one,
+                "torch NCHW chunked": i_nchw_chunk,
+                "torch channels_last": i_cl_one,
+                "torch channels_last chunked": i_cl_chunk,
+            }
+            train_rates = {k: [] for k in trains}
+            infer_rates = {k: [] for k in infers}
+            for r in range(args.rounds):
+                keys = list(trains)
+                for k in keys[r % len(keys) :] + keys[: r % len(keys)]:
+                    train_rates[k].append(rate(trains[k], batch, args.seconds))
+                if batch == args.batch_sizes[0]:
+                    keys = list(infers)
+                    for k in keys[r % len(keys) :] + keys[: r % len(keys)]:
+                        infer_rates[k].append(rate(infers[k], 1000, args.seconds))
+            med = {k: statistics.median(v) for k, v in train_rates.items()}
+
+            def ratio(rates, other):
+                return statistics.median(
+                    a / b for a, b in zip(rates["slidenet"], rates[other], strict=True)
+                )
+
+            row = {
+                "model": name,
+                "batch": batch,
+                "train": med,
+                "train_vs_nchw": ratio(train_rates, "torch NCHW"),
+                "train_vs_cl": ratio(train_rates, "torch channels_last"),
+            }
+            if infer_rates["slidenet"]:
+                best = [
+                    max(vals)
+                    for vals in zip(
+                        *(v for k, v in infer_rates.items() if k != "slidenet"), strict=True
+                    )
+                ]
+                row["infer"] = statistics.median(infer_rates["slidenet"])
+                row["infer_torch_best"] = statistics.median(best)
+                row["infer_vs_best"] = statistics.median(
+                    a / b for a, b in zip(infer_rates["slidenet"], best, strict=True)
+                )
+            rows.append(row)
+            print(format_row(row), flush=True)
+    table = markdown(rows, machine_line(), args)
+    print("\n" + table)
+    if args.write:
+        tmp = args.write + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(table + "\n")
+        os.replace(tmp, args.write)
+    return 0
+
+
+def format_row(row):
+    t = row["train"]
+    text = (
+        f"{row['model']:10s} batch {row['batch']:4d}  train img/s: slidenet {t['slidenet']:7.0f}  "
+        f"torch NCHW {t['torch NCHW']:7.0f}  channels_last {t['torch channels_last']:7.0f}  "
+        f"ratio {row['train_vs_nchw']:.2f}x NCHW, {row['train_vs_cl']:.2f}x channels_last"
+    )
+    if "infer" in row:
+        text += (
+            f"\n{'':10s} inference 1000 img: slidenet {row['infer']:7.0f} img/s, torch best "
+            f"{row['infer_torch_best']:7.0f} img/s, ratio {row['infer_vs_best']:.2f}x"
+        )
+    return text
+
+
+def markdown(rows, machine, args):
+    lines = [
+        f"Machine: {machine}",
+        "",
+        f"Command: `python benchmarks/compare_torch.py --batch-sizes "
+        f"{' '.join(map(str, args.batch_sizes))} --rounds {args.rounds}` "
+        f"(medians over {args.rounds} alternating rounds, float32, {args.threads} threads)",
+        "",
+        "| model | batch | slidenet train img/s | torch NCHW | torch channels_last | "
+        "ratio vs NCHW | ratio vs channels_last | inference ratio vs torch best |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        t = r["train"]
+        infer = f"{r['infer_vs_best']:.2f}x" if "infer" in r else "-"
+        lines.append(
+            f"| {r['model']} | {r['batch']} | {t['slidenet']:.0f} | {t['torch NCHW']:.0f} | "
+            f"{t['torch channels_last']:.0f} | {r['train_vs_nchw']:.2f}x | "
+            f"{r['train_vs_cl']:.2f}x | {infer} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,238 @@
+"""Losses: fused softmax cross-entropy, cross-entropy of probabilities, binary cross-entropy (logits
+and probabilities) and mean squared error: values, reference loops, PyTorch oracle, gradients."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from ops_helpers import TOL, assert_close, assert_unmodified, check_grads, tt
+
+from slidenet import ops
+from slidenet.ops import reference
+
+DTYPES = [np.float32, np.float64]
+
+
+def _logits(rng, n=5, k=4, dtype=np.float64):
+    return (rng.standard_normal((n, k)) * 2).astype(dtype)
+
+
+def _probs(rng, n=5, k=4, dtype=np.float64):
+    """Rows of probabilities, none below 0.04: far from the clipping and well conditioned."""
+    p = rng.uniform(0.2, 1.0, size=(n, k))
+    return (p / p.sum(axis=1, keepdims=True)).astype(dtype)
+
+
+def _labels(rng, n=5, k=4):
+    return rng.integers(0, k, size=n)
+
+
+def _onehot(labels, k, dtype=np.float64):
+    return np.eye(k, dtype=dtype)[labels]
+
+
+def _soft_targets(rng, n=5, k=4):
+    t = rng.random((n, k))
+    return t / t.sum(axis=1, keepdims=True)
+
+
+# ------------------------------------------------------------------------------------- golden
+
+
+def test_uniform_logits_cost_log_k():
+    loss, dz = ops.softmax_cross_entropy(np.zeros((3, 10)), np.array([0, 4, 9]))
+    assert loss == pytest.approx(math.log(10), rel=1e-12)
+    expected = np.full((3, 10), 0.1)
+    expected[[0, 1, 2], [0, 4, 9]] -= 1
+    np.testing.assert_allclose(dz, expected / 3, rtol=1e-12)
+
+
+def test_confident_correct_logits_cost_nearly_nothing_and_never_overflow():
+    logits = np.array([[1000.0, 0.0, -1000.0], [0.0, 2000.0, 0.0]])
+    loss, dz = ops.softmax_cross_entropy(logits, np.array([0, 1]))
+    assert loss == 0.0 and np.all(dz == 0.0)
+    loss, dz = ops.softmax_cross_entropy(logits, np.array([2, 0]))  # confidently wrong
+    assert loss == pytest.approx((2000 + 2000) / 2) and np.isfinite(dz).all()
+
+
+def test_mean_squared_error_by_hand():
+    loss, grad = ops.mean_squared_error(np.array([[1.0, 2.0]]), np.array([[0.0, 0.0]]))
+    assert loss == 2.5
+    np.testing.assert_array_equal(grad, [[1.0, 2.0]])  # 2 (pred - t) / size
+
+
+def test_binary_cross_entropy_of_a_coin_is_log_2():
+    loss, _ = ops.binary_cross_entropy(np.full((4, 1), 0.5), np.array([0, 1, 1, 0]))
+    assert loss == pytest.approx(math.log(2), rel=1e-12)
+    loss, _ = ops.sigmoid_binary_cross_entropy(np.zeros((4, 1)), np.array([0, 1, 1, 0]))
+    assert loss == pytest.approx(math.log(2), rel=1e-12)
+
+
+def test_probabilities_are_clipped_like_keras():
+    """p = 0 for the true class costs -log(1e-7), not infinity; the gradient there is 0."""
+    probs = np.array([[0.0, 1.0], [0.5, 0.5]])
+    loss, grad = ops.cross_entropy(probs, np.array([0, 0]))
+    assert loss == pytest.approx((-math.log(1e-7) - math.log(0.5)) / 2)
+    np.testing.assert_allclose(grad, [[0.0, 0.0], [-1.0, 0.0]])
+    loss, grad = ops.binary_cross_entropy(np.array([0.0, 1.0]), np.array([1.0, 0.0]))
+    assert loss == pytest.approx(-math.log(1e-7), rel=1e-6) and np.all(grad == 0)
+
+
+def test_sigmoid_binary_cross_entropy_is_stable_for_huge_logits():
+    loss, grad = ops.sigmoid_binary_cross_entropy(np.array([1000.0, -1000.0]), np.array([0, 1]))
+    assert loss == pytest.approx(1000.0) and np.isfinite(grad).all()
+    np.testing.assert_array_equal(grad, [0.5, -0.5])  # (sigmoid(z) - t) / size
+
+
+# ------------------------------------------------------------------- fast path vs reference loops
+
+
+@pytest.mark.parametrize("targets", ["labels", "onehot", "soft"])
+def test_softmax_cross_entropy_matches_reference(targets, rng):
+    logits, labels = _logits(rng, 6, 5), _labels(rng, 6, 5)
+    t = {"labels": labels, "onehot": _onehot(labels, 5), "soft": _soft_targets(rng, 6, 5)}[targets]
+    loss, dz = ops.softmax_cross_entropy(logits, t)
+    ref_loss, ref_dz = reference.softmax_cross_entropy(logits, t)
+    assert_close(loss, ref_loss, op="softmax_cross_entropy", check="ref-f64")
+    assert_close(dz, ref_dz, op="softmax_cross_entropy", check="ref-f64")
+
+
+def test_labels_and_onehot_agree(rng):
+    logits, labels = _logits(rng), _labels(rng)
+    by_label = ops.softmax_cross_entropy(logits, labels)
+    by_onehot = ops.softmax_cross_entropy(logits, _onehot(labels, 4))
+    assert by_label[0] == pytest.approx(by_onehot[0], rel=1e-14)
+    np.testing.assert_allclose(by_label[1], by_onehot[1], rtol=1e-14)
+    by_prob = ops.cross_entropy(ops.softmax(logits), labels)
+    assert by_prob[0] == pytest.approx(by_label[0], rel=1e-12)
+
+
+# ------------------------------------------------------------------------------- PyTorch oracle
+
+
+def _torch_loss_and_grad(fn, pred, *args):
+    pt = tt(pred, grad=True)
+    loss = fn(pt, *args)
+    loss.backward()
+    return loss.item(), pt.grad.numpy()
+
+
+def _check(loss, grad, oracle, op, dtype):
+    check, tol = f"torch-{np.dtype(dtype).name}", TOL[np.dtype(dtype)]
+    assert isinstance(loss, float)
+    assert grad.dtype == dtype
+    assert_close(loss, oracle[0], op=f"{op} loss", check=check, tol=tol)
+    assert_close(grad, oracle[1], op=f"{op} grad", check=check)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("targets", ["labels", "onehot", "soft"])
+def test_softmax_cross_entropy_matches_torch(targets, dtype, rng):
+    logits, labels = _logits(rng, 6, 5, dtype), _labels(rng, 6, 5)
+    if targets == "labels":
+        t, t_torch = labels, torch.tensor(labels)
+    else:
+        t = _onehot(labels, 5, dtype) if targets == "onehot" else _soft_targets(rng, 6, 5)
+        t = t.astype(dtype)
+        t_torch = tt(t)
+    loss, dz = ops.softmax_cross_entropy(logits, t)
+    oracle = _torch_loss_and_grad(F.cross_entropy, logits, t_torch)
+    _check(loss, dz, oracle, "softmax_cross_entropy", dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("targets", ["labels", "onehot"])
+def test_cross_entropy_of_probabilities_matches_torch(targets, dtype, rng):
+    probs, labels = _probs(rng, dtype=dtype), _labels(rng)
+    t = labels if targets == "labels" else _onehot(labels, 4, dtype)
+    loss, dp = ops.cross_entropy(probs, t)
+    oracle = _torch_loss_and_grad(lambda p: F.nll_loss(torch.log(p), torch.tensor(labels)), probs)
+    _check(loss, dp, oracle, "cross_entropy", dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(6, 1), (3, 4)])
+def test_sigmoid_binary_cross_entropy_matches_torch(shape, dtype, rng):
+    logits = (rng.standard_normal(shape) * 3).astype(dtype)
+    t = rng.integers(0, 2, size=shape[0] if shape[1] == 1 else shape)  # (N,) targets for (N, 1)
+    loss, dz = ops.sigmoid_binary_cross_entropy(logits, t)
+    t_torch = tt(t.reshape(shape).astype(dtype))
+    oracle = _torch_loss_and_grad(F.binary_cross_entropy_with_logits, logits, t_torch)
+    _check(loss, dz, oracle, "sigmoid_binary_cross_entropy", dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(6, 1), (3, 4)])
+def test_binary_cross_entropy_matches_torch(shape, dtype, rng):
+    probs = rng.uniform(0.02, 0.98, size=shape).astype(dtype)
+    t = rng.integers(0, 2, size=shape[0] if shape[1] == 1 else shape)
+    loss, dp = ops.binary_cross_entropy(probs, t)
+    t_torch = tt(t.reshape(shape).astype(dtype))
+    oracle = _torch_loss_and_grad(F.binary_cross_entropy, probs, t_torch)
+    _check(loss, dp, oracle, "binary_cross_entropy", dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(6, 1), (3, 4)])
+def test_mean_squared_error_matches_torch(shape, dtype, rng):
+    pred = rng.standard_normal(shape).astype(dtype)
+    t = rng.standard_normal(shape[0] if shape[1] == 1 else shape)
+    loss, grad = ops.mean_squared_error(pred, t)
+    oracle = _torch_loss_and_grad(F.mse_loss, pred, tt(t.reshape(shape).astype(dtype)))
+    _check(loss, grad, oracle, "mean_squared_error", dtype)
+
+
+# ------------------------------------------------------------------------ numerical gradients
+
+
+def _gradcheck(fn, pred, targets, op):
+    _, grad = fn(pred, targets)
+    check_grads(lambda pred: fn(pred, targets)[0], {"pred": pred}, {"pred": grad}, op=op)
+
+
+@pytest.mark.parametrize("targets", ["labels", "soft"])
+def test_softmax_cross_entropy_gradcheck(targets, rng):
+    t = _labels(rng) if targets == "labels" else _soft_targets(rng)
+    _gradcheck(ops.softmax_cross_entropy, _logits(rng), t, "softmax_cross_entropy")
+
+
+def test_cross_entropy_gradcheck(rng):
+    _gradcheck(ops.cross_entropy, _probs(rng), _onehot(_labels(rng), 4), "cross_entropy")
+
+
+def test_binary_cross_entropy_gradchecks(rng):
+    t = rng.integers(0, 2, size=(4, 3))
+    _gradcheck(ops.sigmoid_binary_cross_entropy, rng.standard_normal((4, 3)) * 2, t,
+               "sigmoid_binary_cross_entropy")  # fmt: skip
+    _gradcheck(ops.binary_cross_entropy, rng.uniform(0.05, 0.95, (4, 3)), t, "binary_cross_entropy")
+
+
+def test_mean_squared_error_gradcheck(rng):
+    _gradcheck(ops.mean_squared_error, rng.standard_normal((4, 3)), rng.standard_normal((4, 3)),
+               "mean_squared_error")  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- dtype and purity
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    ("fn", "make_pred", "make_targets"),
+    [
+        (ops.softmax_cross_entropy, _logits, _labels),
+        (ops.softmax_cross_entropy, _logits, lambda rng: _onehot(_labels(rng), 4)),
+        (ops.cross_entropy, _probs, _labels),
+        (ops.sigmoid_binary_cross_entropy, _logits, lambda rng: rng.integers(0, 2, (5, 4))),
+        (ops.binary_cross_entropy, _probs, lambda rng: rng.integers(0, 2, (5, 4))),
+        (ops.mean_squared_error, _logits, lambda rng: rng.standard_normal((5, 4))),
+    ],
+    ids=["sce-labels", "sce-onehot", "ce", "sigmoid-bce", "bce", "mse"],
+)
+def test_dtype_preserved_and_inputs_untouched(fn, make_pred, make_targets, dtype, rng):
+    pred, targets = make_pred(rng).astype(dtype), make_targets(rng)
+    loss, grad = assert_unmodified(fn, pred, targets)
+    assert isinstance(loss, float) and math.isfinite(loss)
+    assert grad.dtype == dtype and grad.shape == pred.shape
+    assert not np.shares_memory(grad, pred)
