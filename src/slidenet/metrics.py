@@ -30,6 +30,14 @@ def binary_accuracy(y_true, y_pred, threshold=0.5) -> float:
     return float(np.mean((y_pred > threshold) == (y_true > 0.5))) if y_pred.size else 0.0
 
 
+def _sparse_or_categorical_accuracy(y_true, y_pred) -> float:
+    """Categorical accuracy for targets shaped like the outputs (one-hot), else sparse (Keras)."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if y_true.ndim == y_pred.ndim and y_true.shape[-1] == y_pred.shape[-1]:
+        return categorical_accuracy(y_true, y_pred)
+    return sparse_categorical_accuracy(y_true, y_pred)
+
+
 _BY_NAME = {
     "sparse_categorical_accuracy": sparse_categorical_accuracy,
     "categorical_accuracy": categorical_accuracy,
@@ -53,7 +61,9 @@ def resolve(name, loss_name: str, output_shape) -> tuple[str, callable]:
             fn = binary_accuracy
         elif loss_name == "categorical_crossentropy":
             fn = categorical_accuracy
-        else:
+        elif loss_name == "sparse_categorical_crossentropy":
             fn = sparse_categorical_accuracy
+        else:  # e.g. mean_squared_error: integer labels or one-hot targets, decided by their shape
+            fn = _sparse_or_categorical_accuracy
         return "accuracy", fn
     return key, _BY_NAME[key]

@@ -17,9 +17,14 @@ class Optimizer:
     slot_names: tuple[str, ...] = ()
 
     def __init__(self, learning_rate=0.01):
-        if not isinstance(learning_rate, int | float) or not learning_rate > 0:
+        if (
+            isinstance(learning_rate, bool)
+            or not isinstance(learning_rate, int | float | np.integer | np.floating)
+            or not 0 < learning_rate < np.inf
+        ):
             raise ValueError(
-                f"{type(self).__name__}: learning_rate must be a number > 0, got {learning_rate!r}."
+                f"{type(self).__name__}: learning_rate must be a finite number > 0, "
+                f"got {learning_rate!r}."
             )
         self.learning_rate = float(learning_rate)
         self.iterations = 0

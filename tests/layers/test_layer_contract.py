@@ -53,7 +53,9 @@ CASES = [
         (2, 4, 5, 1),
         conv2d_params(2, 3, 1, 2),
     ),
-    Case("conv2d_int_pad", lambda: L.Conv2D(2, 3, padding=1), (2, 4, 4, 2), conv2d_params(3, 3, 2, 2)),
+    Case(
+        "conv2d_int_pad", lambda: L.Conv2D(2, 3, padding=1), (2, 4, 4, 2), conv2d_params(3, 3, 2, 2)
+    ),
     Case(
         "conv2d_pair_pad_stride",
         lambda: L.Conv2D(2, 3, strides=(2, 1), padding=(1, 2)),
@@ -92,7 +94,10 @@ CASES = [
         conv2d_params(3, 3, 1, 2),
     ),
     Case(
-        "conv2d_tanh", lambda: L.Conv2D(2, 2, activation="tanh"), (2, 3, 3, 2), conv2d_params(2, 2, 2, 2)
+        "conv2d_tanh",
+        lambda: L.Conv2D(2, 2, activation="tanh"),
+        (2, 3, 3, 2),
+        conv2d_params(2, 2, 2, 2),
     ),
     Case(
         "conv2d_softmax",
@@ -158,7 +163,9 @@ CASES = [
     ),
     # 2D pooling
     Case("maxpool2d", lambda: L.MaxPooling2D(2), (2, 4, 4, 2), 0, distinct=True),
-    Case("maxpool2d_same", lambda: L.MaxPooling2D(2, padding="same"), (2, 5, 5, 2), 0, distinct=True),
+    Case(
+        "maxpool2d_same", lambda: L.MaxPooling2D(2, padding="same"), (2, 5, 5, 2), 0, distinct=True
+    ),
     Case(
         "maxpool2d_overlap",
         lambda: L.MaxPooling2D(3, strides=2),
@@ -350,3 +357,17 @@ def test_gradcheck_catches_a_wrong_backward():
     x = np.random.default_rng(0).normal(size=(3, 4))
     errors = gradcheck(BrokenDense(2), x)
     assert errors["dx"] > 1e-3 and errors["kernel"] > 1e-3 and errors["bias"] < 1e-6
+
+
+def test_gradcheck_catches_one_wrong_entry():
+    """A single wrong entry of dx (here: the first one dropped) is found, too."""
+
+    class OneEntryWrong(L.Activation):
+        def backward(self, dy, from_logits=False):
+            dx = super().backward(dy, from_logits).copy()
+            dx.flat[0] = 0.0
+            return dx
+
+    x = np.random.default_rng(1).normal(size=(3, 5))
+    assert gradcheck(OneEntryWrong("tanh"), x)["dx"] > 1e-2
+    assert gradcheck(L.Activation("tanh"), x)["dx"] < 1e-6

@@ -2,7 +2,8 @@
 
 torch is imported at the top on purpose: without it this module fails to import, so a missing test
 dependency shows up as a failure, not a skip. slidenet is channels-last (NHWC / NLC), torch
-channels-first; the helpers below transpose. Each case runs in float64 (tight tolerance) and float32.
+channels-first; the helpers below transpose. Each case runs in float64 (tight tolerance) and
+float32.
 """
 
 from __future__ import annotations
@@ -94,10 +95,19 @@ CONV2D_CASES = {
     "F2-S2-same-even": (dict(filters=2, kernel_size=2, strides=2, padding="same"), (1, 5, 6, 1)),
     "F3-S2-valid-drop": (dict(filters=2, kernel_size=3, strides=2), (2, 8, 8, 1)),
     "F3-P1": (dict(filters=2, kernel_size=3, padding=1), (2, 4, 5, 2)),
-    "F3-P(2,0)-S(1,2)": (dict(filters=2, kernel_size=3, padding=(2, 0), strides=(1, 2)), (1, 4, 7, 2)),
-    "F(2,3)-asym-pad": (dict(filters=3, kernel_size=(2, 3), padding=((1, 0), (2, 1))), (2, 4, 5, 2)),
+    "F3-P(2,0)-S(1,2)": (
+        dict(filters=2, kernel_size=3, padding=(2, 0), strides=(1, 2)),
+        (1, 4, 7, 2),
+    ),
+    "F(2,3)-asym-pad": (
+        dict(filters=3, kernel_size=(2, 3), padding=((1, 0), (2, 1))),
+        (2, 4, 5, 2),
+    ),
     "F3-D2": (dict(filters=2, kernel_size=3, dilation_rate=2), (2, 7, 6, 1)),
-    "F3-D(1,2)-same": (dict(filters=2, kernel_size=3, dilation_rate=(1, 2), padding="same"), (1, 5, 6, 2)),
+    "F3-D(1,2)-same": (
+        dict(filters=2, kernel_size=3, dilation_rate=(1, 2), padding="same"),
+        (1, 5, 6, 2),
+    ),
     "F(1,3)-rect": (dict(filters=2, kernel_size=(1, 3), strides=(1, 2)), (2, 3, 7, 2)),
     "relu": (dict(filters=3, kernel_size=2, activation="relu"), (2, 4, 4, 2)),
     "sigmoid": (dict(filters=2, kernel_size=3, activation="sigmoid", padding="same"), (2, 4, 4, 1)),
@@ -159,9 +169,11 @@ CONV1D_CASES = {
 def torch_conv1d(cfg, length):
     f, s = cfg["kernel_size"], cfg.get("strides", 1)
     d, pad = cfg.get("dilation_rate", 1), cfg.get("padding", "valid")
-    pads = {"valid": (0, 0), "same": same_pads(length, f, s, d)}.get(pad) if isinstance(
-        pad, str
-    ) else ((pad, pad) if isinstance(pad, int) else pad)
+    pads = (
+        {"valid": (0, 0), "same": same_pads(length, f, s, d)}.get(pad)
+        if isinstance(pad, str)
+        else ((pad, pad) if isinstance(pad, int) else pad)
+    )
     act = TORCH_ACT[cfg.get("activation") or "linear"]
 
     def fn(x, w, b):
@@ -211,8 +223,13 @@ def test_dense_matches_torch(case, dtype):
 @pytest.mark.parametrize("name", ["relu", "sigmoid", "tanh", "softmax", "linear"])
 def test_activation_layers_match_torch(name, dtype):
     x = np.random.default_rng(0).normal(size=(3, 2, 5)) * 3
-    compare(L.Activation(name, dtype=np.dtype(dtype).name), x, dtype,
-            lambda xt: TORCH_ACT[name](xt, -1), f"Activation {name}")
+    compare(
+        L.Activation(name, dtype=np.dtype(dtype).name),
+        x,
+        dtype,
+        lambda xt: TORCH_ACT[name](xt, -1),
+        f"Activation {name}",
+    )
     if name == "relu":
         compare(L.ReLU(dtype=np.dtype(dtype).name), x, dtype, torch.relu, "ReLU")
 
@@ -284,8 +301,13 @@ def test_pool1d_matches_torch(case, kind, dtype):
     cls = L.MaxPooling1D if kind == "max" else L.AveragePooling1D
     layer = cls(p, s, padding, dtype=np.dtype(dtype).name)
     fn2d = torch_pool2d(kind, (1, p), (1, s or p), padding, (1, shape[1]))
-    compare(layer, distinct_values(shape), dtype, lambda x: fn2d(x[:, None])[:, 0],
-            f"{kind} pool1d {case}")
+    compare(
+        layer,
+        distinct_values(shape),
+        dtype,
+        lambda x: fn2d(x[:, None])[:, 0],
+        f"{kind} pool1d {case}",
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
@@ -301,11 +323,14 @@ def test_pool1d_matches_torch(case, kind, dtype):
 def test_global_pooling_matches_torch(cls, shape, dtype):
     axes = tuple(range(1, len(shape) - 1))
     if "Max" in cls.__name__:
+
         def fn(x):
             return x.amax(dim=axes)
     else:
+
         def fn(x):
             return x.mean(dim=axes)
+
     compare(cls(dtype=np.dtype(dtype).name), distinct_values(shape), dtype, fn, cls.__name__)
 
 
@@ -348,8 +373,9 @@ def test_batchnorm_training_matches_torch(shape, dtype):
 
     xt, gt, bt = t(x), t(s["gamma"]), t(s["beta"])
     rm, rv = torch.tensor(s["moving_mean"].copy()), torch.tensor(s["moving_variance"].copy())
-    yt = F.batch_norm(to_channels_first(xt), rm, rv, gt, bt, training=True,
-                      momentum=1 - momentum, eps=1e-3)
+    yt = F.batch_norm(
+        to_channels_first(xt), rm, rv, gt, bt, training=True, momentum=1 - momentum, eps=1e-3
+    )
     yt = to_channels_last(yt)
     yt.backward(torch.tensor(dy))
     close(y, yt, dtype, "BN train y")
@@ -387,8 +413,9 @@ def test_batchnorm_inference_matches_torch(shape, dtype):
 
     xt, gt, bt = t(x), t(s["gamma"]), t(s["beta"])
     rm, rv = torch.tensor(s["moving_mean"]), torch.tensor(s["moving_variance"])
-    yt = to_channels_last(F.batch_norm(to_channels_first(xt), rm, rv, gt, bt, training=False,
-                                       eps=1e-3))
+    yt = to_channels_last(
+        F.batch_norm(to_channels_first(xt), rm, rv, gt, bt, training=False, eps=1e-3)
+    )
     yt.backward(torch.tensor(dy))
     close(y, yt, dtype, "BN inference y")
     close(dx, xt.grad, dtype, "BN inference dx")

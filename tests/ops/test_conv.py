@@ -23,6 +23,7 @@ from ops_helpers import (
 
 from slidenet import ops
 from slidenet.ops import reference
+from slidenet.ops.im2col import col2im, im2col
 
 # id, x shape (N, H, W, D), w shape (Fh, Fw, D, K), stride, padding, dilation
 CONV2D_CASES = [
@@ -67,10 +68,10 @@ def _data(rng, x_shape, w_shape, dtype=np.float64):
 
 @pytest.mark.parametrize("impl", [ops, reference], ids=["fast", "reference"])
 def test_ten_5x5_filters_on_32x32x3_with_pad_2(impl, rng):
-    x = rng.standard_normal((1, 32, 32, 3)) if impl is ops else rng.standard_normal((1, 8, 8, 3))
-    w, b = np.zeros((5, 5, 3, 10)), np.zeros(10)
+    x = rng.standard_normal((1, 32, 32, 3))
+    w, b = rng.standard_normal((5, 5, 3, 10)), rng.standard_normal(10)
     y = impl.conv2d(x, w, b, stride=1, padding=2)
-    assert y.shape == (1, *x.shape[1:3], 10)  # spatial size kept: (32 - 5 + 2*2)/1 + 1 = 32
+    assert y.shape == (1, 32, 32, 10)  # spatial size kept: (32 - 5 + 2*2)/1 + 1 = 32
     assert w.size + b.size == (5 * 5 * 3 + 1) * 10 == 760
 
 
@@ -199,6 +200,48 @@ def test_conv1d_matches_reference(case, x_shape, w_shape, stride, padding, dilat
     ref = (y_ref, *reference.conv1d_backward(x, w, dy, stride, padding, dilation))
     for got, want in zip(fast, ref, strict=True):
         assert_close(got, want, op="conv1d", check="ref-f64")
+
+
+@pytest.mark.parametrize(
+    ("kernel", "strides", "dilations", "xp_shape"),
+    [((3, 3), (1, 1), (1, 1), (2, 6, 5, 3)), ((3, 2), (2, 1), (1, 2), (1, 7, 8, 2)),
+     ((1, 1), (1, 1), (1, 1), (2, 4, 3, 3)), ((2, 3), (3, 2), (2, 1), (1, 9, 9, 2))],
+    ids=["F3-S1", "F3x2-S(2,1)-dil(1,2)", "F1-S1-view", "F2x3-S(3,2)-dil(2,1)"],
+)  # fmt: skip
+def test_im2col_rows_are_windows_and_col2im_is_its_adjoint(
+    kernel, strides, dilations, xp_shape, rng
+):
+    (fh, fw), (sh, sw), (rh, rw) = kernel, strides, dilations
+    ho = (xp_shape[1] - (fh - 1) * rh - 1) // sh + 1
+    wo = (xp_shape[2] - (fw - 1) * rw - 1) // sw + 1
+    xp = rng.standard_normal(xp_shape)
+    cols = im2col(xp, kernel, strides, dilations, (ho, wo))
+    assert cols.shape == (xp_shape[0] * ho * wo, fh * fw * xp_shape[3])
+    row = 0
+    for n in range(xp_shape[0]):
+        for i in range(ho):
+            for j in range(wo):  # patch order (Fh, Fw, D), as a Keras kernel reshaped
+                window = xp[n, i * sh : i * sh + (fh - 1) * rh + 1 : rh,
+                            j * sw : j * sw + (fw - 1) * rw + 1 : rw]  # fmt: skip
+                np.testing.assert_array_equal(cols[row], window.ravel())
+                row += 1
+    c = rng.standard_normal(cols.shape)
+    back = col2im(c, xp_shape, kernel, strides, dilations, (ho, wo))
+    assert back.shape == xp_shape
+    assert np.sum(cols * c) == pytest.approx(np.sum(xp * back), rel=1e-12)
+
+
+def test_conv_backward_can_skip_dx(rng):
+    x, w, b = _data(rng, (2, 6, 6, 2), (3, 3, 2, 3))
+    y, cache = ops.conv2d_forward(x, w, b, stride=2, padding="same")
+    dy = rng.standard_normal(y.shape)
+    dx, dw, db = ops.conv2d_backward(dy, cache)
+    no_dx = ops.conv2d_backward(dy, cache, need_dx=False)
+    assert no_dx[0] is None
+    np.testing.assert_array_equal(no_dx[1], dw)
+    np.testing.assert_array_equal(no_dx[2], db)
+    y1, cache1 = ops.conv1d_forward(x[:, 0], w[0], b)
+    assert ops.conv1d_backward(np.ones_like(y1), cache1, need_dx=False)[0] is None
 
 
 # ------------------------------------------------------------------------------- PyTorch oracle

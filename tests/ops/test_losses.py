@@ -38,6 +38,23 @@ def _soft_targets(rng, n=5, k=4):
     return t / t.sum(axis=1, keepdims=True)
 
 
+def _targets(kind, rng, n=5, k=4):
+    """int labels, one-hot rows, soft rows (sum 1), or unnormalised rows (weights; one row 0)."""
+    labels = _labels(rng, n, k)
+    if kind == "labels":
+        return labels
+    if kind == "onehot":
+        return _onehot(labels, k)
+    t = _soft_targets(rng, n, k)
+    if kind == "unnormalised":  # the gradient is softmax * sum(t) - t, not softmax - t
+        t = t * rng.uniform(0.5, 2.0, (n, 1))
+        t[0] = 0.0
+    return t
+
+
+TARGET_KINDS = ["labels", "onehot", "soft", "unnormalised"]
+
+
 # ------------------------------------------------------------------------------------- golden
 
 
@@ -89,10 +106,9 @@ def test_sigmoid_binary_cross_entropy_is_stable_for_huge_logits():
 # ------------------------------------------------------------------- fast path vs reference loops
 
 
-@pytest.mark.parametrize("targets", ["labels", "onehot", "soft"])
+@pytest.mark.parametrize("targets", TARGET_KINDS)
 def test_softmax_cross_entropy_matches_reference(targets, rng):
-    logits, labels = _logits(rng, 6, 5), _labels(rng, 6, 5)
-    t = {"labels": labels, "onehot": _onehot(labels, 5), "soft": _soft_targets(rng, 6, 5)}[targets]
+    logits, t = _logits(rng, 6, 5), _targets(targets, rng, 6, 5)
     loss, dz = ops.softmax_cross_entropy(logits, t)
     ref_loss, ref_dz = reference.softmax_cross_entropy(logits, t)
     assert_close(loss, ref_loss, op="softmax_cross_entropy", check="ref-f64")
@@ -128,15 +144,14 @@ def _check(loss, grad, oracle, op, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("targets", ["labels", "onehot", "soft"])
+@pytest.mark.parametrize("targets", TARGET_KINDS)
 def test_softmax_cross_entropy_matches_torch(targets, dtype, rng):
-    logits, labels = _logits(rng, 6, 5, dtype), _labels(rng, 6, 5)
+    logits, t = _logits(rng, 6, 5, dtype), _targets(targets, rng, 6, 5)
     if targets == "labels":
-        t, t_torch = labels, torch.tensor(labels)
+        t_torch = torch.tensor(t)
     else:
-        t = _onehot(labels, 5, dtype) if targets == "onehot" else _soft_targets(rng, 6, 5)
         t = t.astype(dtype)
-        t_torch = tt(t)
+        t_torch = tt(t)  # torch takes rows of class probabilities (no need to sum to 1)
     loss, dz = ops.softmax_cross_entropy(logits, t)
     oracle = _torch_loss_and_grad(F.cross_entropy, logits, t_torch)
     _check(loss, dz, oracle, "softmax_cross_entropy", dtype)
@@ -192,9 +207,9 @@ def _gradcheck(fn, pred, targets, op):
     check_grads(lambda pred: fn(pred, targets)[0], {"pred": pred}, {"pred": grad}, op=op)
 
 
-@pytest.mark.parametrize("targets", ["labels", "soft"])
+@pytest.mark.parametrize("targets", TARGET_KINDS)
 def test_softmax_cross_entropy_gradcheck(targets, rng):
-    t = _labels(rng) if targets == "labels" else _soft_targets(rng)
+    t = _targets(targets, rng)
     _gradcheck(ops.softmax_cross_entropy, _logits(rng), t, "softmax_cross_entropy")
 
 

@@ -199,6 +199,18 @@ def test_dropout_backward_uses_the_same_mask(dtype, rng):
     assert np.sum(y * dy) == pytest.approx(np.sum(x * dx), rel=1e-5)
 
 
+def test_dropout_gradcheck(rng):
+    """With the generator re-seeded, every call draws the same mask: a fixed linear map to check."""
+    x, g = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+
+    def f(x):
+        return float(np.sum(ops.dropout_forward(x, 0.4, np.random.default_rng(5))[0] * g))
+
+    mask = ops.dropout_forward(x, 0.4, np.random.default_rng(5))[1]
+    assert 0 < np.count_nonzero(mask) < mask.size
+    check_grads(f, {"x": x}, {"x": ops.dropout_backward(g, mask)}, op="dropout")
+
+
 def test_dropout_same_seed_same_mask_different_seed_different_mask(rng):
     x = rng.standard_normal((10, 10))
     a = ops.dropout_forward(x, 0.5, np.random.default_rng(3))[1]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from slidenet._validation import int_tuple
+from slidenet._validation import fmt_shape, int_tuple
 from slidenet.layers.base import Layer
 from slidenet.ops import pool as pool_ops
 
@@ -93,7 +93,15 @@ class _Pooling1D(_Pooling2D):
 
     def compute_output_shape(self, input_shape):
         self._expect_rank(input_shape, 2, "(L, D)")
-        return self._geometry(input_shape)[3][1], input_shape[-1]
+        try:
+            lo = self._geometry(input_shape)[3][1]
+        except ValueError:  # the 2D message would speak of a 1xP window on a 1xL input
+            raise ValueError(
+                f"{self.label}: pool window {self.pool_size[0]} does not fit input length "
+                f"{input_shape[0]} with padding={self.padding!r} (input {fmt_shape(input_shape)}). "
+                f"Use padding='same' or pool_size<={input_shape[0]}."
+            ) from None
+        return lo, input_shape[-1]
 
     def forward(self, x, training=False):
         y, self._cache = pool_ops.pool1d_forward(
