@@ -160,8 +160,9 @@ class ProgressBar(Callback):
     (verbose=2).
     """
 
-    def __init__(self, verbose, epochs, steps, samples):
-        self.verbose, self.epochs, self.steps, self.samples = verbose, epochs, steps, samples
+    def __init__(self, verbose, epochs, batch_size, samples):
+        self.verbose, self.epochs = verbose, epochs
+        self.batch_size, self.samples = batch_size, samples
 
     def on_epoch_begin(self, epoch, logs=None):
         self._t0, self._seen = time.perf_counter(), 0
@@ -179,8 +180,7 @@ class ProgressBar(Callback):
     def on_train_batch_end(self, batch, logs=None):
         if self.verbose != 1:
             return
-        size = logs.pop("size", 0)
-        self._bar.update(size)
+        self._bar.update(min(self.batch_size, self.samples - self._bar.n))
         self._bar.set_postfix_str(_fmt(logs), refresh=False)
 
     def on_epoch_end(self, epoch, logs=None):

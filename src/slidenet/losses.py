@@ -106,15 +106,10 @@ class BinaryCrossentropy(Loss):
     fused_activation = "sigmoid"
 
     def check_targets(self, y, out_shape, who):
-        y = super().check_targets(y, out_shape, who)
-        if y.size != int(np.prod(out_shape)):
-            raise ValueError(
-                f"{who}: binary_crossentropy needs one target per output, got y "
-                f"{fmt_shape(y.shape)} for outputs {fmt_shape(out_shape)}."
-            )
+        y = _one_target_per_output(super().check_targets(y, out_shape, who), out_shape, who, self)
         if y.size and (y.min() < 0 or y.max() > 1):
             raise ValueError(f"{who}: binary targets must lie in [0, 1].")
-        return y.reshape(out_shape)
+        return y
 
     def forward(self, y_true, y_pred):
         if self.from_logits:
@@ -132,15 +127,20 @@ class MeanSquaredError(Loss):
 
     def check_targets(self, y, out_shape, who):
         y = super().check_targets(y, out_shape, who)
-        if y.size != int(np.prod(out_shape)):
-            raise ValueError(
-                f"{who}: mean_squared_error needs targets shaped like the outputs "
-                f"{fmt_shape(out_shape)}, got {fmt_shape(y.shape)}."
-            )
-        return y.reshape(out_shape)
+        return _one_target_per_output(y, out_shape, who, self)
 
     def forward(self, y_true, y_pred):
         return L.mean_squared_error(y_pred, y_true)
+
+
+def _one_target_per_output(y, out_shape, who, loss):
+    """Targets with one value per model output, reshaped like the outputs (N, ...)."""
+    if y.size != int(np.prod(out_shape)):
+        raise ValueError(
+            f"{who}: {loss.name} needs one target per output: outputs {fmt_shape(out_shape)}, "
+            f"got y {fmt_shape(y.shape)}."
+        )
+    return y.reshape(out_shape)
 
 
 _BY_NAME = {

@@ -4,17 +4,7 @@ import slidenet as keras
 
 
 def lecture_cnn():
-    return keras.Sequential(
-        [
-            keras.layers.Conv2D(32, 5, padding="same", activation="relu", input_shape=(28, 28, 1)),
-            keras.layers.MaxPooling2D(2),
-            keras.layers.Conv2D(64, 5, padding="same", activation="relu"),
-            keras.layers.MaxPooling2D(2),
-            keras.layers.Flatten(),
-            keras.layers.Dense(1024, activation="relu"),
-            keras.layers.Dense(10, activation="softmax"),
-        ]
-    )
+    return keras.applications.mnist_cnn()
 
 
 def summary_of(model):

@@ -16,6 +16,7 @@ from collections import defaultdict
 import numpy as np
 
 from slidenet import activations as _activations
+from slidenet import initializers
 from slidenet._validation import fmt_shape
 from slidenet.ops.activations import BACKWARD, FORWARD
 
@@ -169,6 +170,10 @@ class Layer:
 
     @classmethod
     def from_config(cls, config: dict):
+        config = dict(config)
+        for key in ("kernel_initializer", "bias_initializer"):
+            if key in config:
+                config[key] = initializers.deserialize(config[key])
         return cls(**config)
 
     def __repr__(self) -> str:

@@ -23,6 +23,8 @@ class Conv2D(ActivationMixin, Layer):
     """
 
     rank = 2
+    _forward_op = staticmethod(conv_ops.conv2d_forward)
+    _backward_op = staticmethod(conv_ops.conv2d_backward)
 
     def __init__(
         self,
@@ -75,9 +77,12 @@ class Conv2D(ActivationMixin, Layer):
         _, _, _, (ho, wo) = self._geometry(input_shape)
         return ho, wo, self.filters
 
+    def _pads(self, input_shape):
+        return self._geometry(tuple(input_shape))[0]
+
     def build(self, input_shape):
         super().build(input_shape)
-        self.pads = self._geometry(tuple(input_shape))[0]
+        self.pads = self._pads(input_shape)
         shape = (*self.kernel_size, input_shape[-1], self.filters)
         self.kernel = self.kernel_initializer(shape, self.dtype)
         if self.use_bias:
@@ -85,7 +90,7 @@ class Conv2D(ActivationMixin, Layer):
 
     def forward(self, x, training=False):
         b = self.bias if self.use_bias else None
-        z, self._cache = conv_ops.conv2d_forward(
+        z, self._cache = self._forward_op(
             x, self.kernel, b, stride=self.strides, padding=self.pads, dilation=self.dilation_rate
         )
         return self._activate(z)
@@ -93,7 +98,7 @@ class Conv2D(ActivationMixin, Layer):
     def backward(self, dy, from_logits=False, need_dx=True):
         """dy (N, Ho, Wo, K) -> dx (N, H, W, D), or None with need_dx=False (a first layer)."""
         dz = self._deactivate(dy, from_logits)
-        dx, dw, db = conv_ops.conv2d_backward(dz, self._cache, need_dx)
+        dx, dw, db = self._backward_op(dz, self._cache, need_dx)
         self.grads = [dw, db] if self.use_bias else [dw]
         return dx
 
@@ -119,14 +124,6 @@ class Conv2D(ActivationMixin, Layer):
             "bias_initializer": initializers.serialize(self.bias_initializer),
         }
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("kernel_initializer", "bias_initializer"):
-            if key in config:
-                config[key] = initializers.deserialize(config[key])
-        return cls(**config)
-
 
 class Conv1D(Conv2D):
     """1D convolution for scanning signals: K filters of width F slide along L.
@@ -136,6 +133,8 @@ class Conv1D(Conv2D):
     """
 
     rank = 1
+    _forward_op = staticmethod(conv_ops.conv1d_forward)
+    _backward_op = staticmethod(conv_ops.conv1d_backward)
 
     def _geometry(self, input_shape):
         padding = self.padding
@@ -164,27 +163,8 @@ class Conv1D(Conv2D):
             ) from None
         return lo, self.filters
 
-    def build(self, input_shape):
-        Layer.build(self, input_shape)
-        self.pads = self._geometry(tuple(input_shape))[0][1]
-        shape = (*self.kernel_size, input_shape[-1], self.filters)
-        self.kernel = self.kernel_initializer(shape, self.dtype)
-        if self.use_bias:
-            self.bias = self.bias_initializer((self.filters,), self.dtype)
-
-    def forward(self, x, training=False):
-        b = self.bias if self.use_bias else None
-        z, self._cache = conv_ops.conv1d_forward(
-            x, self.kernel, b, stride=self.strides, padding=self.pads, dilation=self.dilation_rate
-        )
-        return self._activate(z)
-
-    def backward(self, dy, from_logits=False, need_dx=True):
-        """dy (N, Lo, K) -> dx (N, L, D), or None with need_dx=False (a first layer)."""
-        dz = self._deactivate(dy, from_logits)
-        dx, dw, db = conv_ops.conv1d_backward(dz, self._cache, need_dx)
-        self.grads = [dw, db] if self.use_bias else [dw]
-        return dx
+    def _pads(self, input_shape):
+        return self._geometry(tuple(input_shape))[0][1]
 
 
 def _to_tuple(value):

@@ -97,14 +97,6 @@ class Dense(ActivationMixin, Layer):
             "bias_initializer": initializers.serialize(self.bias_initializer),
         }
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("kernel_initializer", "bias_initializer"):
-            if key in config:
-                config[key] = initializers.deserialize(config[key])
-        return cls(**config)
-
 
 class Flatten(Layer):
     """(N, H, W, D) -> (N, H*W*D), in NHWC (row-major) order."""

@@ -351,7 +351,7 @@ class Sequential:
         self.history = History()
         cbs = [self.history, *(callbacks or [])]
         if verbose:
-            cbs.append(ProgressBar(verbose, epochs, steps, n))
+            cbs.append(ProgressBar(verbose, epochs, batch_size, n))
         cb = CallbackList(cbs, self)
         self.stop_training = False
         cb.on_train_begin()
@@ -376,7 +376,7 @@ class Sequential:
                         "(e.g. x / 255)."
                     )
                 _accumulate(totals, {"loss": loss, **self._metric_values(yb, out)}, len(xb))
-                cb.on_train_batch_end(batch, {**_means(totals), "size": len(xb)})
+                cb.on_train_batch_end(batch, _means(totals))
             logs = _means(totals)
             if validation_data is not None:
                 val = self._evaluate_arrays(x_val, y_val, batch_size)

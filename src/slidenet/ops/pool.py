@@ -115,13 +115,19 @@ def pool2d_backward(dy, cache: Pool2DCache):
     """
     dxp = np.zeros(cache.xp_shape, dy.dtype)
     slices = _offset_slices(cache.pool, cache.strides, cache.out_hw)
+    overlap = any(s < p for s, p in zip(cache.strides, cache.pool, strict=True))
     if cache.kind == "max":
         # the first element (in window order) equal to the window's max wins, as in PyTorch
         unclaimed = np.ones(cache.y.shape, bool)
+        winner = np.empty(cache.y.shape, bool)
         for rows, cols in slices:
-            winner = (cache.xp[:, rows, cols, :] == cache.y) & unclaimed
-            unclaimed &= ~winner
-            dxp[:, rows, cols, :] += dy * winner
+            np.equal(cache.xp[:, rows, cols, :], cache.y, out=winner)
+            winner &= unclaimed
+            unclaimed ^= winner
+            if overlap:
+                dxp[:, rows, cols, :] += dy * winner
+            else:  # disjoint windows: write straight into place
+                np.multiply(dy, winner, out=dxp[:, rows, cols, :])
     else:
         g = dy / cache.counts if cache.kind == "avg" else dy
         for rows, cols in slices:
@@ -165,6 +171,19 @@ def pool1d_forward(x, pool_size=2, stride=None, padding="valid", kind="max"):
 def pool1d_backward(dy, cache: Pool2DCache):
     """Gradient of :func:`pool1d_forward`: dx (N, L, D)."""
     return pool2d_backward(dy[:, None], cache)[:, 0]
+
+
+def max_pool1d_forward(x, pool_size=2, stride=None, padding="valid"):
+    """Max pooling of x (N, L, D) -> (N, Lo, D); returns (y, cache)."""
+    return pool1d_forward(x, pool_size, stride, padding, "max")
+
+
+def avg_pool1d_forward(x, pool_size=2, stride=None, padding="valid"):
+    """Average pooling of x (N, L, D) -> (N, Lo, D); returns (y, cache)."""
+    return pool1d_forward(x, pool_size, stride, padding, "avg")
+
+
+max_pool1d_backward = avg_pool1d_backward = pool1d_backward
 
 
 def max_pool1d(x, pool_size=2, stride=None, padding="valid"):
