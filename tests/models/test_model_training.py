@@ -204,3 +204,34 @@ def test_predict_chunks_equal_one_call_and_batch_size_one():
     np.testing.assert_allclose(model.predict(x, batch_size=3), full, rtol=1e-6)
     np.testing.assert_allclose(model.predict(x, batch_size=1), full, rtol=1e-6)
     assert full.dtype == np.float32
+
+
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_relu_moved_past_max_pool_gives_the_same_outputs_and_gradients(padding):
+    """The model pools before applying a conv's ReLU; layer by layer it is ReLU then pool."""
+    keras.utils.set_random_seed(10)
+    model = keras.Sequential(
+        [
+            keras.layers.Conv2D(3, 3, activation="relu", input_shape=(7, 7, 2), dtype="float64"),
+            keras.layers.MaxPooling2D(2, padding=padding, dtype="float64"),
+            keras.layers.Flatten(dtype="float64"),
+            keras.layers.Dense(2, dtype="float64"),
+        ]
+    )
+    x = np.random.default_rng(1).normal(size=(4, 7, 7, 2))
+    dy = np.random.default_rng(2).normal(size=(4, 2))
+    out = model._forward(x, training=True)
+    assert model._moved_relu  # the fused path ran
+    dx = model._backward(dy, fused=False)
+    grads = [g.copy() for layer in model.layers for g in layer.grads]
+    plain = x
+    for layer in model.layers:
+        plain = layer(plain, training=True)
+    np.testing.assert_allclose(out, plain, rtol=1e-12)
+    g = dy
+    for layer in reversed(model.layers):
+        g = layer.backward(g)
+    np.testing.assert_allclose(dx, g, rtol=1e-12, atol=1e-15)
+    plain_grads = [gr for layer in model.layers for gr in layer.grads]
+    for a, b in zip(grads, plain_grads, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)

@@ -88,12 +88,14 @@ class Conv2D(ActivationMixin, Layer):
         if self.use_bias:
             self.bias = self.bias_initializer((self.filters,), self.dtype)
 
-    def forward(self, x, training=False):
+    def forward(self, x, training=False, activate=True):
+        """x (N, H, W, D) -> act(conv(x)) (N, Ho, Wo, K); activate=False returns conv(x) alone
+        (the model then applies a ReLU after the following max pool, which is equivalent)."""
         b = self.bias if self.use_bias else None
         z, self._cache = self._forward_op(
             x, self.kernel, b, stride=self.strides, padding=self.pads, dilation=self.dilation_rate
         )
-        return self._activate(z)
+        return self._activate(z) if activate else z
 
     def backward(self, dy, from_logits=False, need_dx=True):
         """dy (N, Ho, Wo, K) -> dx (N, H, W, D), or None with need_dx=False (a first layer)."""

@@ -18,6 +18,8 @@ from slidenet.callbacks import CallbackList, History, ProgressBar
 from slidenet.layers.base import Layer, unique_name
 from slidenet.layers.convolutional import Conv2D
 from slidenet.layers.core import InputLayer
+from slidenet.layers.pooling import _Pooling2D
+from slidenet.ops.activations import relu_backward, relu_forward
 from slidenet.utils.random import spawn_generator
 
 
@@ -45,6 +47,7 @@ class Sequential:
         self.history = None
         self.epoch = 0  # epochs completed by fit, kept in model files
         self._rng = None  # shuffling; created at the first fit
+        self._moved_relu = {}  # see _forward
         for layer in layers or []:
             self.add(layer)
 
@@ -222,9 +225,31 @@ class Sequential:
         return x, y_arr
 
     # ----- one batch -------------------------------------------------------------------------
+    def _relu_moves_past_pool(self, i) -> bool:
+        """Is layer i a ReLU convolution followed by a max pool? Then the model pools first and
+        applies the ReLU to the 4x smaller pooled output: max and ReLU commute
+        (relu(max(z)) == max(relu(z))), so outputs and gradients are the same."""
+        if i + 1 >= len(self.layers):
+            return False
+        conv, pool = self.layers[i], self.layers[i + 1]
+        return (
+            isinstance(conv, Conv2D)
+            and conv.activation == "relu"
+            and isinstance(pool, _Pooling2D)
+            and pool.kind == "max"
+        )
+
     def _forward(self, x, training):
-        for layer in self.layers:
-            x = layer(x, training=training)
+        self._moved_relu = {}  # index of a max pool -> mask of the ReLU applied after it
+        moved = False
+        for i, layer in enumerate(self.layers):
+            if self._relu_moves_past_pool(i):
+                x, moved = layer.forward(x, training, activate=False), True
+            elif moved:
+                x, self._moved_relu[i] = relu_forward(layer(x, training=training))
+                moved = False
+            else:
+                x = layer(x, training=training)
         return x
 
     def _loss_and_grad(self, out, y):
@@ -250,6 +275,10 @@ class Sequential:
         for i in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[i]
             kwargs = {"from_logits": True} if fused and i == len(self.layers) - 1 else {}
+            if i in self._moved_relu:
+                grad = relu_backward(grad, self._moved_relu[i])
+            if self._relu_moves_past_pool(i):
+                kwargs["from_logits"] = True  # its ReLU was applied (and undone) after the pool
             if i == 0 and not need_dx and isinstance(layer, Conv2D):
                 kwargs["need_dx"] = False
             grad = layer.backward(grad, **kwargs)
