@@ -1,0 +1,284 @@
+"""Training and evaluation: compile, fit, evaluate, predict (mixed into Sequential).
+
+fit is a plain loop over epochs and batches: forward, loss, backward, optimizer step, callbacks.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from slidenet import losses as losses_mod
+from slidenet import metrics as metrics_mod
+from slidenet import optimizers as optimizers_mod
+from slidenet._validation import as_float_array, fmt_shape
+from slidenet.callbacks import CallbackList, History, ProgressBar
+from slidenet.utils.random import spawn_generator
+
+
+class TrainingMixin:
+    """compile / fit / evaluate / predict for a model that has _forward and _backward."""
+
+    # ----- compile ---------------------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None) -> None:
+        """Choose optimizer, loss and metrics (Keras names or objects)."""
+        if loss is None:
+            raise ValueError("compile: give a loss, e.g. loss='sparse_categorical_crossentropy'.")
+        self.optimizer = optimizers_mod.get(optimizer)
+        self.loss = losses_mod.get(loss)
+        if metrics is not None and not isinstance(metrics, list | tuple):
+            metrics = [metrics]
+        self._metric_names = list(metrics or [])
+        for m in self._metric_names:  # fail early on unknown names
+            metrics_mod.resolve(m, self.loss.name, (2,))
+        self.metric_fns = []
+
+    def _resolve_metrics(self):
+        self.metric_fns = [
+            metrics_mod.resolve(m, self.loss.name, self.output_shape) for m in self._metric_names
+        ]
+
+    def _require_compiled(self, who):
+        if self.optimizer is None or self.loss is None:
+            raise RuntimeError(
+                f"{who}: compile the model first, e.g. model.compile('adam', loss=...)."
+            )
+
+    # ----- data checks -----------------------------------------------------------------------
+    def _prepare_x(self, x, who) -> np.ndarray:
+        x = as_float_array(x, who, "x")
+        if x.ndim == 0 or x.shape[0] == 0:
+            raise ValueError(f"{who}: x is empty (shape {fmt_shape(x.shape)}); nothing to do.")
+        if not self.layers:
+            raise ValueError(f"{who}: the model has no layers; add some with model.add(...).")
+        if self._input_shape is None:
+            self.build(x.shape[1:])
+        elif not self.built:
+            self.build()
+        want = self._input_shape
+        if x.shape[1:] != want and x.ndim == len(want) and want[-1] == 1:
+            if x.shape[1:] == want[:-1]:
+                x = x[..., None]  # (N, H, W) fed to a model declared with (H, W, 1)
+        if x.shape[1:] != want:
+            raise ValueError(
+                f"{who}: x has shape {fmt_shape(x.shape)} but the model expects "
+                f"{fmt_shape((None, *want))} (input_shape={fmt_shape(want)})."
+            )
+        return x.astype(self.dtype, copy=False)
+
+    def _prepare_xy(self, x, y, who):
+        x = self._prepare_x(x, who)
+        if y is None:
+            raise ValueError(f"{who}: y (the targets) is missing.")
+        y_arr = np.asarray(y)
+        if y_arr.ndim == 0 or len(y_arr) != len(x):
+            raise ValueError(
+                f"{who}: x has {len(x)} examples but y has "
+                f"{len(y_arr) if y_arr.ndim else 'no'} (shape {fmt_shape(y_arr.shape)}); "
+                "they must match."
+            )
+        y_arr = self.loss.check_targets(y_arr, (len(x), *self.layers[-1]._out), who)
+        if not self.metric_fns and self._metric_names:
+            self._resolve_metrics()
+        return x, y_arr
+
+    def _loss_and_grad(self, out, y):
+        """(loss, gradient, fused): fused means the gradient is w.r.t. the last layer's logits."""
+        last = self.layers[-1]
+        fused = (
+            not self.loss.from_logits
+            and self.loss.fused_activation is not None
+            and getattr(last, "activation", None) == self.loss.fused_activation
+        )
+        if fused:
+            loss, grad = self.loss.forward_logits(y, last.logits)
+        else:
+            loss, grad = self.loss.forward(y, out)
+        return loss, grad, fused
+
+    def _train_step(self, x, y):
+        # overflow shows up as a non-finite loss, which fit reports with epoch and batch
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            out = self._forward(x, training=True)
+            loss, grad, fused = self._loss_and_grad(out, y)
+        if not math.isfinite(loss):
+            return loss, out
+        self._backward(grad, fused, need_dx=False)
+        pairs = [
+            (w, g)
+            for layer in self.layers
+            if layer.trainable
+            for w, g in zip(layer.weights, layer.grads, strict=True)
+            if g is not None
+        ]
+        self.optimizer.apply([w for w, _ in pairs], [g for _, g in pairs])
+        return loss, out
+
+    def _metric_values(self, y, out):
+        return {name: fn(y, out) for name, fn in self.metric_fns}
+
+    def train_on_batch(self, x, y):
+        """One optimizer step on (x, y); returns the loss, or [loss, *metrics] with metrics."""
+        self._require_compiled("train_on_batch")
+        x, y = self._prepare_xy(x, y, "train_on_batch")
+        loss, out = self._train_step(x, y)
+        if not math.isfinite(loss):
+            raise FloatingPointError(
+                f"train_on_batch: loss is {loss}; the weights were not updated. Lower the learning "
+                "rate or check the inputs are scaled (e.g. x / 255)."
+            )
+        return self._result(loss, self._metric_values(y, out))
+
+    def test_on_batch(self, x, y):
+        """Loss (and metrics) of one batch in inference mode."""
+        self._require_compiled("test_on_batch")
+        x, y = self._prepare_xy(x, y, "test_on_batch")
+        out = self._forward(x, training=False)
+        return self._result(self._loss_and_grad(out, y)[0], self._metric_values(y, out))
+
+    def predict_on_batch(self, x):
+        """Outputs for one batch in inference mode."""
+        return self._forward(self._prepare_x(x, "predict_on_batch"), training=False)
+
+    def _result(self, loss, metrics):
+        return [loss, *metrics.values()] if metrics else loss
+
+    # ----- many batches ----------------------------------------------------------------------
+    def fit(
+        self,
+        x=None,
+        y=None,
+        batch_size=32,
+        epochs=1,
+        verbose=1,
+        callbacks=None,
+        validation_split=0.0,
+        validation_data=None,
+        shuffle=True,
+        initial_epoch=0,
+    ):
+        """Train for ``epochs`` epochs (counted from ``initial_epoch``); returns a History.
+
+        Args:
+            x: inputs (N, ...) as the first layer expects (a (H, W, 1) model also takes (N, H, W)).
+            y: targets: int labels (N,), one-hot (N, K), or values shaped like the output.
+            batch_size: examples per step. verbose: 0 silent, 1 progress bar, 2 a line per epoch.
+            validation_split: fraction of the data, taken from the end before shuffling, kept
+                out of training and evaluated after each epoch (val_loss, val_accuracy).
+            validation_data: (x_val, y_val) instead of a split.
+        """
+        self._require_compiled("fit")
+        batch_size = _check_batch_size(batch_size, "fit")
+        if not 0 <= validation_split < 1:
+            raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split}.")
+        x, y = self._prepare_xy(x, y, "fit")
+        if validation_data is None and validation_split:
+            n_val = int(len(x) * validation_split)
+            if n_val == 0 or n_val == len(x):
+                raise ValueError(
+                    f"fit: validation_split={validation_split} of {len(x)} examples leaves "
+                    f"{n_val} for validation; use a larger split or more data."
+                )
+            validation_data = (x[-n_val:], y[-n_val:])
+            x, y = x[:-n_val], y[:-n_val]
+        if validation_data is not None:
+            if not isinstance(validation_data, tuple | list) or len(validation_data) != 2:
+                raise ValueError("fit: validation_data must be a tuple (x_val, y_val).")
+            x_val, y_val = self._prepare_xy(*validation_data, "fit (validation_data)")
+        if self._rng is None:
+            self._rng = spawn_generator()
+        n = len(x)
+        steps = math.ceil(n / batch_size)
+        self.history = History()
+        cbs = [self.history, *(callbacks or [])]
+        if verbose:
+            cbs.append(ProgressBar(verbose, epochs, batch_size, n))
+        cb = CallbackList(cbs, self)
+        self.stop_training = False
+        cb.on_train_begin()
+        for epoch in range(initial_epoch, epochs):
+            cb.on_epoch_begin(epoch)
+            order = self._rng.permutation(n) if shuffle else np.arange(n)
+            totals = {}
+            for batch in range(steps):
+                idx = order[batch * batch_size : (batch + 1) * batch_size]
+                if shuffle:
+                    xb, yb = x[idx], y[idx]
+                else:
+                    xb, yb = x[idx[0] : idx[-1] + 1], y[idx[0] : idx[-1] + 1]
+                cb.on_train_batch_begin(batch)
+                loss, out = self._train_step(xb, yb)
+                if not math.isfinite(loss):
+                    cb.on_train_end()
+                    raise FloatingPointError(
+                        f"fit: loss became {loss} at epoch {epoch + 1}, batch {batch + 1} of "
+                        f"{steps}; training stopped and the weights are those from before that "
+                        "batch. Lower the learning rate or check the inputs are scaled "
+                        "(e.g. x / 255)."
+                    )
+                _accumulate(totals, {"loss": loss, **self._metric_values(yb, out)}, len(xb))
+                cb.on_train_batch_end(batch, _means(totals))
+            logs = _means(totals)
+            if validation_data is not None:
+                val = self._evaluate_arrays(x_val, y_val, batch_size)
+                logs.update({f"val_{k}": v for k, v in val.items()})
+            logs["learning_rate"] = self.optimizer.learning_rate
+            self.epoch = epoch + 1
+            cb.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        cb.on_train_end()
+        return self.history
+
+    def _evaluate_arrays(self, x, y, batch_size):
+        totals = {}
+        for start in range(0, len(x), batch_size):
+            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+            out = self._forward(xb, training=False)
+            loss = self._loss_and_grad(out, yb)[0]
+            _accumulate(totals, {"loss": loss, **self._metric_values(yb, out)}, len(xb))
+        return _means(totals)
+
+    def evaluate(self, x=None, y=None, batch_size=32, verbose=1):
+        """Mean loss (and metrics) over (x, y) in inference mode: a float, or [loss, *metrics]."""
+        self._require_compiled("evaluate")
+        batch_size = _check_batch_size(batch_size, "evaluate")
+        x, y = self._prepare_xy(x, y, "evaluate")
+        logs = self._evaluate_arrays(x, y, batch_size)
+        if verbose:
+            print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
+        values = list(logs.values())
+        return values if len(values) > 1 else values[0]
+
+    def predict(self, x, batch_size=32, verbose=0):
+        """Outputs for x in inference mode, computed in chunks of ``batch_size`` examples."""
+        batch_size = _check_batch_size(batch_size, "predict")
+        x = self._prepare_x(x, "predict")
+        chunks = [
+            self._forward(x[start : start + batch_size], training=False)
+            for start in range(0, len(x), batch_size)
+        ]
+        return np.concatenate(chunks, axis=0)
+
+
+def _check_batch_size(batch_size, who):
+    if batch_size is None:
+        return 32
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, int | np.integer)
+        or batch_size < 1
+    ):
+        raise ValueError(f"{who}: batch_size must be a positive integer, got {batch_size!r}.")
+    return int(batch_size)
+
+
+def _accumulate(totals, values, weight):
+    for key, value in values.items():
+        s, w = totals.get(key, (0.0, 0))
+        totals[key] = (s + value * weight, w + weight)
+
+
+def _means(totals):
+    return {key: s / w for key, (s, w) in totals.items()}
