@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from slidenet import initializers
 from slidenet._validation import fmt_shape, int_tuple, positive_int
 from slidenet.layers.base import ActivationMixin, Layer
@@ -93,9 +95,27 @@ class Conv2D(ActivationMixin, Layer):
         (the model then applies a ReLU after the following max pool, which is equivalent)."""
         b = self.bias if self.use_bias else None
         z, self._cache = self._forward_op(
-            x, self.kernel, b, stride=self.strides, padding=self.pads, dilation=self.dilation_rate
+            x,
+            self.kernel,
+            b,
+            stride=self.strides,
+            padding=self.pads,
+            dilation=self.dilation_rate,
+            cols_out=self._columns_buffer(x),
         )
         return self._activate(z) if activate else z
+
+    def _columns_buffer(self, x):
+        """A buffer for im2col, kept across steps: a fresh one per step would cost as much in page
+        faults as the copy itself. None for 1x1 stride-1 kernels, whose columns are a view of x."""
+        if all(k == 1 for k in self.kernel_size) and all(s == 1 for s in self.strides):
+            return None
+        rows = x.shape[0] * int(np.prod(self._out[:-1]))
+        shape = (rows, int(np.prod(self.kernel_size)) * x.shape[-1])
+        buf = getattr(self, "_cols", None)
+        if buf is None or buf.shape != shape or buf.dtype != x.dtype:
+            self._cols = buf = np.empty(shape, x.dtype)
+        return buf
 
     def backward(self, dy, from_logits=False, need_dx=True):
         """dy (N, Ho, Wo, K) -> dx (N, H, W, D), or None with need_dx=False (a first layer)."""

@@ -81,7 +81,7 @@ def _check_conv_args(x, w, b, who):
         raise ValueError(f"{who}: b must have shape ({w.shape[3]},), got {fmt_shape(b.shape)}.")
 
 
-def conv2d_forward(x, w, b=None, *, stride=1, padding="valid", dilation=1):
+def conv2d_forward(x, w, b=None, *, stride=1, padding="valid", dilation=1, cols_out=None):
     """2D convolution (cross-correlation) of an NHWC batch with a bank of K filters.
 
     Args:
@@ -90,6 +90,7 @@ def conv2d_forward(x, w, b=None, *, stride=1, padding="valid", dilation=1):
         b: bias (K,) or None.
         stride: int or (sh, sw). padding: 'valid', 'same', P, (Ph, Pw) or ((pt, pb), (pl, pr)).
         dilation: int or (dh, dw).
+        cols_out: optional reusable buffer (N*Ho*Wo, Fh*Fw*D) for the columns (see im2col).
 
     Returns:
         y: (N, Ho, Wo, K) in x's dtype, and the cache for :func:`conv2d_backward`.
@@ -100,7 +101,7 @@ def conv2d_forward(x, w, b=None, *, stride=1, padding="valid", dilation=1):
     )
     fh, fw, d, k = w.shape
     xp = pad_spatial(x, pads)
-    cols = im2col(xp, (fh, fw), strides, dilations, (ho, wo))
+    cols = im2col(xp, (fh, fw), strides, dilations, (ho, wo), out=cols_out)
     y = cols @ w.reshape(fh * fw * d, k).astype(x.dtype, copy=False)
     if b is not None:
         y += b.astype(x.dtype, copy=False)
@@ -121,7 +122,7 @@ def conv2d_backward(dy, cache: Conv2DCache, need_dx=True):
     k = cache.w.shape[3]
     dy2 = dy.reshape(-1, k)
     db = dy2.sum(axis=0) if cache.has_bias else None
-    dw = (dy2.T @ cache.cols).T.reshape(cache.w.shape)  # this GEMM orientation is the faster one
+    dw = (cache.cols.T @ dy2).reshape(cache.w.shape)
     dx = crop_spatial(_input_grad(dy2, cache), cache.pads) if need_dx else None
     return dx, dw, db
 
@@ -179,7 +180,7 @@ def _as_2d(x, w, stride, padding, dilation, who="conv1d"):
     return x[:, None], w[None], (1, s), padding, (1, dil)
 
 
-def conv1d_forward(x, w, b=None, *, stride=1, padding="valid", dilation=1):
+def conv1d_forward(x, w, b=None, *, stride=1, padding="valid", dilation=1, cols_out=None):
     """1D convolution for scanning signals: a filter of width F slides along L.
 
     Args:
@@ -191,7 +192,7 @@ def conv1d_forward(x, w, b=None, *, stride=1, padding="valid", dilation=1):
     """
     x2, w2, s, p, d = _as_2d(x, w, stride, padding, dilation)
     try:
-        y, cache = conv2d_forward(x2, w2, b, stride=s, padding=p, dilation=d)
+        y, cache = conv2d_forward(x2, w2, b, stride=s, padding=p, dilation=d, cols_out=cols_out)
     except ValueError as e:
         raise ValueError(str(e).replace("conv2d", "conv1d")) from None
     return y[:, 0], Conv1DCache(cache)
