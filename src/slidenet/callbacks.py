@@ -196,6 +196,12 @@ class ProgressBar(Callback):
                 flush=True,
             )
 
+    def close(self):
+        """Close an open bar (fit calls this when interrupted)."""
+        bar = getattr(self, "_bar", None)
+        if bar is not None:
+            bar.close()
+
 
 def _fmt(logs):
     return " - ".join(f"{k}: {v:.4f}" for k, v in logs.items() if isinstance(v, float | int))

@@ -197,37 +197,43 @@ class TrainingMixin:
         cb = CallbackList(cbs, self)
         self.stop_training = False
         cb.on_train_begin()
-        for epoch in range(initial_epoch, epochs):
-            cb.on_epoch_begin(epoch)
-            order = self._rng.permutation(n) if shuffle else np.arange(n)
-            totals = {}
-            for batch in range(steps):
-                idx = order[batch * batch_size : (batch + 1) * batch_size]
-                if shuffle:
-                    xb, yb = x[idx], y[idx]
-                else:
-                    xb, yb = x[idx[0] : idx[-1] + 1], y[idx[0] : idx[-1] + 1]
-                cb.on_train_batch_begin(batch)
-                loss, out = self._train_step(xb, yb)
-                if not math.isfinite(loss):
-                    cb.on_train_end()
-                    raise FloatingPointError(
-                        f"fit: loss became {loss} at epoch {epoch + 1}, batch {batch + 1} of "
-                        f"{steps}; training stopped and the weights are those from before that "
-                        "batch. Lower the learning rate or check the inputs are scaled "
-                        "(e.g. x / 255)."
-                    )
-                _accumulate(totals, {"loss": loss, **self._metric_values(yb, out)}, len(xb))
-                cb.on_train_batch_end(batch, _means(totals))
-            logs = _means(totals)
-            if validation_data is not None:
-                val = self._evaluate_arrays(x_val, y_val, batch_size)
-                logs.update({f"val_{k}": v for k, v in val.items()})
-            logs["learning_rate"] = self.optimizer.learning_rate
-            self.epoch = epoch + 1
-            cb.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
+        try:
+            for epoch in range(initial_epoch, epochs):
+                cb.on_epoch_begin(epoch)
+                order = self._rng.permutation(n) if shuffle else np.arange(n)
+                totals = {}
+                for batch in range(steps):
+                    idx = order[batch * batch_size : (batch + 1) * batch_size]
+                    if shuffle:
+                        xb, yb = x[idx], y[idx]
+                    else:
+                        xb, yb = x[idx[0] : idx[-1] + 1], y[idx[0] : idx[-1] + 1]
+                    cb.on_train_batch_begin(batch)
+                    loss, out = self._train_step(xb, yb)
+                    if not math.isfinite(loss):
+                        cb.on_train_end()
+                        raise FloatingPointError(
+                            f"fit: loss became {loss} at epoch {epoch + 1}, batch {batch + 1} of "
+                            f"{steps}; training stopped and the weights are those from before that "
+                            "batch. Lower the learning rate or check the inputs are scaled "
+                            "(e.g. x / 255)."
+                        )
+                    _accumulate(totals, {"loss": loss, **self._metric_values(yb, out)}, len(xb))
+                    cb.on_train_batch_end(batch, _means(totals))
+                logs = _means(totals)
+                if validation_data is not None:
+                    val = self._evaluate_arrays(x_val, y_val, batch_size)
+                    logs.update({f"val_{k}": v for k, v in val.items()})
+                logs["learning_rate"] = self.optimizer.learning_rate
+                self.epoch = epoch + 1
+                cb.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
+        except BaseException:  # Ctrl-C or an error: close the progress bar before it surfaces
+            for c in cbs:
+                if isinstance(c, ProgressBar):
+                    c.close()
+            raise
         cb.on_train_end()
         return self.history
 
