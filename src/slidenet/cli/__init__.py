@@ -22,13 +22,15 @@ from slidenet.cli._common import EXPECTED, Parser, UsageError, one_line
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Command name -> module in this package.
-COMMANDS = ("train", "evaluate", "predict", "summary")
+COMMANDS = ("train", "evaluate", "predict", "summary", "filter", "explain")
 
 EXAMPLES = """\
 slidenet train --model mnist_cnn --dataset mnist-sample --epochs 8 --out cnn.slidenet
 slidenet evaluate cnn.slidenet --dataset mnist-sample
 slidenet predict cnn.slidenet digit.png
 slidenet summary --model lenet5
+slidenet filter photo.png --kernel gaussian:5:1.2 -o blurred.png
+slidenet explain conv --input 32x32x3 --filters 10 --kernel 5 --padding 2
 slidenet train --help"""
 
 

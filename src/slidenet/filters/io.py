@@ -9,14 +9,12 @@ float image comes back within 0.5 / 255.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from slidenet._validation import unknown_name
+from slidenet.utils.files import atomic_write
 
 __all__ = ["load_image", "save_image"]
 
@@ -108,15 +106,7 @@ def save_image(path, array) -> None:
             f"save_image: directory {str(directory)!r} does not exist; create it first "
             "(os.makedirs(..., exist_ok=True))."
         )
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(pixels).save(f, format=fmt)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
+    atomic_write(path, lambda f: Image.fromarray(pixels).save(f, format=fmt))
 
 
 def _to_uint8(array) -> np.ndarray:
