@@ -23,7 +23,14 @@ from pathlib import Path
 import numpy as np
 
 from slidenet._validation import unknown_name
-from slidenet.ops.shapes import effective_size, output_length, resolve_padding, window_math
+from slidenet.models.summary import human_count
+from slidenet.ops.shapes import (
+    effective_size,
+    formula,
+    output_length,
+    resolve_padding,
+    window_math,
+)
 
 __all__ = ["KERNEL_NAMES", "explain_conv", "explain_model", "explain_pool", "parse_kernel"]
 
@@ -138,18 +145,8 @@ def _shape3(input_shape) -> tuple[int, int, int]:
 
 
 def _human(n: float) -> str:
-    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if n >= size:
-            return f"{n:,.0f} ({n / size:.1f}{unit})"
-    return f"{n:,.0f}"
-
-
-def _p_text(pads: tuple[int, int]) -> str:
-    return f"2*{pads[0]}" if pads[0] == pads[1] else f"{pads[0]}+{pads[1]}"
-
-
-def _formula(n: int, fe: int, stride: int, pads: tuple[int, int]) -> str:
-    return f"({n} - {fe}" + ("" if pads == (0, 0) else f" + {_p_text(pads)}") + f")/{stride} + 1"
+    """1234567 -> '1,234,567 (1.2M)'."""
+    return f"{n:,.0f} ({human_count(n)})" if n >= 1e3 else f"{n:,.0f}"
 
 
 def _alternatives(n: int, fe: int, stride: int, pads: tuple[int, int]) -> list[str]:
@@ -159,19 +156,19 @@ def _alternatives(n: int, fe: int, stride: int, pads: tuple[int, int]) -> list[s
     if span >= 0:
         strides = [s for s in range(1, max(2 * stride + 2, 4)) if s != stride and span % s == 0]
         for s in sorted(sorted(strides, key=lambda s: (abs(s - stride), s))[:2]):
-            out.append(f"stride {s}: {_formula(n, fe, s, pads)} = {span // s + 1}")
+            out.append(f"stride {s}: {formula(n, fe, s, pads)} = {span // s + 1}")
     base = pads[0] if pads[0] == pads[1] else max(pads)
     found = 0
     for p in range(base + 1, base + 2 * stride + fe + 1):
         span_p = n + 2 * p - fe
         if span_p >= 0 and span_p % stride == 0:
-            out.append(f"padding {p}: {_formula(n, fe, stride, (p, p))} = {span_p // stride + 1}")
+            out.append(f"padding {p}: {formula(n, fe, stride, (p, p))} = {span_p // stride + 1}")
             found += 1
             break
     for p in range(base - 1, -1, -1):
         span_p = n + 2 * p - fe
         if span_p >= 0 and span_p % stride == 0:
-            out.append(f"padding {p}: {_formula(n, fe, stride, (p, p))} = {span_p // stride + 1}")
+            out.append(f"padding {p}: {formula(n, fe, stride, (p, p))} = {span_p // stride + 1}")
             break
     return out
 
@@ -187,7 +184,7 @@ def _axes_text(sizes, kernel, strides, pads, dilations) -> tuple[list[str], list
             ok = False
             exact = span / s + 1
             lines.append(
-                f"  {label + ':':<7} {_formula(n, fe, s, p)} = {exact:.2f} < 1: the {fe}-wide "
+                f"  {label + ':':<7} {formula(n, fe, s, p)} = {exact:.2f} < 1: the {fe}-wide "
                 f"window does not fit {n} inputs padded by {p[0]}+{p[1]}"
             )
             outs.append(0)

@@ -16,7 +16,8 @@ from slidenet.layers.pooling import _Pooling1D, _Pooling2D
 from slidenet.ops.shapes import effective_size, is_tiled, window_math
 
 
-def _human(n: float) -> str:
+def human_count(n: float) -> str:
+    """1234567 -> '1.2M' (k, M, G)."""
     for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if n >= size:
             return f"{n / size:.1f}{unit}"
@@ -61,9 +62,9 @@ def layer_details(layer, field, jump):
         positions *= o
     if isinstance(layer, Conv2D):
         madds = positions * layer.filters * per_position * layer._in[-1]
-        work = f"{_human(madds)} mult-adds"
+        work = f"{human_count(madds)} mult-adds"
     else:
-        work = f"{_human(positions * layer._in[-1] * per_position)} window reads"
+        work = f"{human_count(positions * layer._in[-1] * per_position)} window reads"
     rf = "x".join(str(r) for r in new_field)
     math_text = "; ".join(maths) if len(set(maths)) > 1 else maths[0]
     lines = [f"   out: {math_text} | receptive field {rf} | {work}"]
@@ -108,7 +109,7 @@ def summary_text(model, line_length=None) -> str:
             detail, field, jump = layer_details(layer, field, jump)
             lines.extend(detail)
         elif isinstance(layer, Dense):
-            lines.append(f"   {_human(layer.kernel.size)} mult-adds")
+            lines.append(f"   {human_count(layer.kernel.size)} mult-adds")
         total += params
         non_trainable = sum(
             w.size

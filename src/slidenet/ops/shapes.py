@@ -131,10 +131,9 @@ def conv_output_length(n, f, stride=1, padding=0, dilation=1) -> int:
             (tuple(padding),), (n,), (f,), (stride,), (dilation,), "conv_output_length"
         )[0]
     fe = effective_size(f, dilation)
-    p_text = f"2*{pads[0]}" if pads[0] == pads[1] else f"{pads[0]}+{pads[1]}"
     span = n + pads[0] + pads[1] - fe
     f_text = f"{fe}" if dilation == 1 else f"{fe} (= ({f} - 1)*{dilation} + 1)"
-    arith = f"({n} - {fe}" + ("" if pads == (0, 0) else f" + {p_text}") + f")/{stride} + 1"
+    arith = formula(n, fe, stride, pads)
     if span < 0:
         raise ValueError(
             f"filter {f_text} does not fit input {n} with padding {pads}: {arith} = "
@@ -161,11 +160,24 @@ def _fitting_alternatives(n: int, fe: int, stride: int, pads: tuple[int, int]) -
     return (" Try " + ", or ".join(parts) + ".") if parts else ""
 
 
+def formula(n: int, fe: int, stride: int, pads: tuple[int, int]) -> str:
+    """The left side of the lecture formula with numbers, e.g. '(28 - 5 + 2*2)/1 + 1'.
+
+    >>> formula(7, 3, 3, (0, 1))
+    '(7 - 3 + 0+1)/3 + 1'
+    """
+    padding = "" if pads == (0, 0) else f" + {_pads_text(pads)}"
+    return f"({n} - {fe}{padding})/{stride} + 1"
+
+
+def _pads_text(pads: tuple[int, int]) -> str:
+    return f"2*{pads[0]}" if pads[0] == pads[1] else f"{pads[0]}+{pads[1]}"
+
+
 def window_math(n: int, f: int, stride: int, pads: tuple[int, int], dilation: int = 1) -> str:
     """The output-size arithmetic as text, e.g. '(28 - 5 + 2*2)/1 + 1 = 28' (used by summary)."""
     fe = effective_size(f, dilation)
-    p_text = f"2*{pads[0]}" if pads[0] == pads[1] else f"{pads[0]}+{pads[1]}"
-    left = f"({n} - {fe}" + ("" if pads == (0, 0) else f" + {p_text}") + f")/{stride} + 1"
+    left = formula(n, fe, stride, pads)
     exact = (n + pads[0] + pads[1] - fe) / stride + 1
     out = output_length(n, f, stride, pads, dilation)
     if exact == out:
