@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from slidenet import initializers
@@ -9,6 +11,13 @@ from slidenet._validation import fmt_shape, int_tuple, positive_int
 from slidenet.layers.base import ActivationMixin, Layer
 from slidenet.ops import conv as conv_ops
 from slidenet.ops.shapes import effective_size, resolve_padding
+from slidenet.ops.winograd import winograd_applies
+
+logger = logging.getLogger("slidenet")
+
+# Winograd's tile transforms are memory-bound: below this depth (input or filters) they cost more
+# than the multiplications they save (benchmarks/README.md has the measurements).
+WINOGRAD_MIN_DEPTH = 16
 
 
 class Conv2D(ActivationMixin, Layer):
@@ -22,6 +31,8 @@ class Conv2D(ActivationMixin, Layer):
         padding: 'valid', 'same' (TensorFlow's rule), P, (Ph, Pw) or ((top, bottom), (left, right)).
         dilation_rate: int or pair. activation: name or None. use_bias: add the bias.
         kernel_initializer, bias_initializer: names as in Keras.
+        algorithm: 'auto' (chosen at build, see ``choose_algorithm``), 'im2col' or 'winograd';
+            the chosen one is ``layer.algorithm`` and is logged to the 'slidenet' logger.
     """
 
     rank = 2
@@ -39,6 +50,7 @@ class Conv2D(ActivationMixin, Layer):
         use_bias=True,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
+        algorithm="auto",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -61,6 +73,12 @@ class Conv2D(ActivationMixin, Layer):
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
         self.weight_names = ("kernel", "bias") if self.use_bias else ("kernel",)
+        if algorithm not in ("auto", *conv_ops.ALGORITHMS):
+            raise ValueError(
+                f"{who}: algorithm must be 'auto', 'im2col' or 'winograd', got {algorithm!r}."
+            )
+        self.algorithm_arg = algorithm
+        self.algorithm = "im2col"
 
     def _geometry(self, input_shape):
         return conv_ops.conv2d_geometry(
@@ -89,11 +107,36 @@ class Conv2D(ActivationMixin, Layer):
         self.kernel = self.kernel_initializer(shape, self.dtype)
         if self.use_bias:
             self.bias = self.bias_initializer((self.filters,), self.dtype)
+        self.algorithm = self.choose_algorithm(input_shape)
+
+    def choose_algorithm(self, input_shape) -> str:
+        """'winograd' for 3x3 / 5x5 stride-1 kernels on deep enough volumes, else 'im2col'.
+
+        Training always computes the forward pass by im2col, whose columns the weight gradient
+        reuses; the algorithm decides dx in training and the forward pass in inference.
+        """
+        pads = self.pads if self.rank == 2 else ((0, 0), self.pads)
+        fits = self.rank == 2 and winograd_applies(
+            self.kernel_size, self.strides, self.dilation_rate, pads
+        )
+        if self.algorithm_arg == "winograd" and not fits:
+            conv_ops._check_algorithm(
+                "winograd", self.kernel_size, self.strides, self.dilation_rate, pads, self.label
+            )
+        if self.algorithm_arg != "auto":
+            choice, why = self.algorithm_arg, "as asked"
+        elif fits and min(input_shape[-1], self.filters) >= WINOGRAD_MIN_DEPTH:
+            choice, why = "winograd", f"{self.kernel_size[0]}x{self.kernel_size[1]} stride 1"
+        else:
+            choice, why = "im2col", "the general path"
+        logger.info("%s: algorithm %s (%s)", self.label, choice, why)
+        return choice
 
     def forward(self, x, training=False, activate=True):
         """x (N, H, W, D) -> act(conv(x)) (N, Ho, Wo, K); activate=False returns conv(x) alone
         (the model then applies a ReLU after the following max pool, which is equivalent)."""
         b = self.bias if self.use_bias else None
+        algorithm = "im2col" if training else self.algorithm
         z, self._cache = self._forward_op(
             x,
             self.kernel,
@@ -101,7 +144,8 @@ class Conv2D(ActivationMixin, Layer):
             stride=self.strides,
             padding=self.pads,
             dilation=self.dilation_rate,
-            cols_out=self._columns_buffer(x),
+            cols_out=self._columns_buffer(x) if algorithm == "im2col" else None,
+            algorithm=algorithm,
         )
         return self._activate(z) if activate else z
 
@@ -120,7 +164,7 @@ class Conv2D(ActivationMixin, Layer):
     def backward(self, dy, from_logits=False, need_dx=True):
         """dy (N, Ho, Wo, K) -> dx (N, H, W, D), or None with need_dx=False (a first layer)."""
         dz = self._deactivate(dy, from_logits)
-        dx, dw, db = self._backward_op(dz, self._cache, need_dx)
+        dx, dw, db = self._backward_op(dz, self._cache, need_dx, self.algorithm)
         self.grads = [dw, db] if self.use_bias else [dw]
         return dx
 
@@ -144,6 +188,7 @@ class Conv2D(ActivationMixin, Layer):
             "use_bias": self.use_bias,
             "kernel_initializer": initializers.serialize(self.kernel_initializer),
             "bias_initializer": initializers.serialize(self.bias_initializer),
+            "algorithm": self.algorithm_arg,
         }
 
 

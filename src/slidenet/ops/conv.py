@@ -13,6 +13,10 @@ Backward (the correlation picture): dw is the correlation of the input with the 
 dw[u, v, d, k] = sum_{n,i,j} x_pad[n, i*sh + u*dh, j*sw + v*dw, d] * dy[n, i, j, k] = cols^T @ dy;
 dx spreads each dy back through the weights it came from (the adjoint of im2col): one GEMM per
 filter tap, dy @ w[u, v]^T, added onto the input positions that tap saw.
+
+``algorithm="winograd"`` computes the same numbers (up to float rounding) for square 3x3 and 5x5
+stride-1 kernels with Winograd minimal filtering (:mod:`slidenet.ops.winograd`): forward, or dx in
+the backward pass, with fewer multiplications.
 """
 
 from __future__ import annotations
@@ -24,12 +28,16 @@ import numpy as np
 from slidenet._validation import fmt_shape, int_tuple
 from slidenet.ops.im2col import crop_spatial, im2col, pad_spatial
 from slidenet.ops.shapes import effective_size, output_length, resolve_padding
+from slidenet.ops.winograd import winograd_applies, winograd_conv2d, winograd_input_grad
+
+ALGORITHMS = ("im2col", "winograd")
 
 
 class Conv2DCache(NamedTuple):
     """What conv2d_backward needs: the columns, the kernel and the geometry."""
 
-    cols: np.ndarray  # (N*Ho*Wo, Fh*Fw*D)
+    cols: np.ndarray | None  # (N*Ho*Wo, Fh*Fw*D); None when the forward pass was Winograd
+    xp: np.ndarray | None  # (N, Hp, Wp, D) padded input, kept when cols is None
     w: np.ndarray  # (Fh, Fw, D, K)
     has_bias: bool
     xp_shape: tuple  # (N, Hp, Wp, D)
@@ -81,7 +89,20 @@ def _check_conv_args(x, w, b, who):
         raise ValueError(f"{who}: b must have shape ({w.shape[3]},), got {fmt_shape(b.shape)}.")
 
 
-def conv2d_forward(x, w, b=None, *, stride=1, padding="valid", dilation=1, cols_out=None):
+def _check_algorithm(algorithm, kernel, strides, dilations, pads, who):
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"{who}: algorithm must be one of {ALGORITHMS}, got {algorithm!r}.")
+    if algorithm == "winograd" and not winograd_applies(kernel, strides, dilations, pads):
+        raise ValueError(
+            f"{who}: algorithm='winograd' needs a square 3x3 or 5x5 kernel, stride 1, no dilation "
+            f"and pads of at most kernel-1 (got kernel {kernel[0]}x{kernel[1]}, strides {strides}, "
+            f"dilation {dilations}, pads {pads}); use algorithm='im2col'."
+        )
+
+
+def conv2d_forward(
+    x, w, b=None, *, stride=1, padding="valid", dilation=1, cols_out=None, algorithm="im2col"
+):
     """2D convolution (cross-correlation) of an NHWC batch with a bank of K filters.
 
     Args:
@@ -91,6 +112,7 @@ def conv2d_forward(x, w, b=None, *, stride=1, padding="valid", dilation=1, cols_
         stride: int or (sh, sw). padding: 'valid', 'same', P, (Ph, Pw) or ((pt, pb), (pl, pr)).
         dilation: int or (dh, dw).
         cols_out: optional reusable buffer (N*Ho*Wo, Fh*Fw*D) for the columns (see im2col).
+        algorithm: 'im2col' (columns + one GEMM) or 'winograd' (3x3 / 5x5, stride 1).
 
     Returns:
         y: (N, Ho, Wo, K) in x's dtype, and the cache for :func:`conv2d_backward`.
@@ -100,21 +122,33 @@ def conv2d_forward(x, w, b=None, *, stride=1, padding="valid", dilation=1, cols_
         x.shape, w.shape, stride, padding, dilation
     )
     fh, fw, d, k = w.shape
-    xp = pad_spatial(x, pads)
-    cols = im2col(xp, (fh, fw), strides, dilations, (ho, wo), out=cols_out)
-    y = cols @ w.reshape(fh * fw * d, k).astype(x.dtype, copy=False)
+    _check_algorithm(algorithm, (fh, fw), strides, dilations, pads, "conv2d")
+    if algorithm == "winograd":
+        y = winograd_conv2d(x, w, pads)
+        cols, xp, xp_shape = None, x, _padded_shape(x.shape, pads)
+    else:
+        xp = pad_spatial(x, pads)
+        cols = im2col(xp, (fh, fw), strides, dilations, (ho, wo), out=cols_out)
+        y = (cols @ w.reshape(fh * fw * d, k).astype(x.dtype, copy=False)).reshape(-1, ho, wo, k)
+        xp, xp_shape = None, xp.shape
     if b is not None:
         y += b.astype(x.dtype, copy=False)
-    cache = Conv2DCache(cols, w, b is not None, xp.shape, pads, strides, dilations, (ho, wo))
-    return y.reshape(x.shape[0], ho, wo, k), cache
+    cache = Conv2DCache(cols, xp, w, b is not None, xp_shape, pads, strides, dilations, (ho, wo))
+    return y, cache
 
 
-def conv2d_backward(dy, cache: Conv2DCache, need_dx=True):
+def _padded_shape(x_shape, pads):
+    (pt, pb), (pl, pr) = pads
+    return (x_shape[0], x_shape[1] + pt + pb, x_shape[2] + pl + pr, x_shape[3])
+
+
+def conv2d_backward(dy, cache: Conv2DCache, need_dx=True, algorithm="im2col"):
     """Gradients of :func:`conv2d_forward`.
 
     Args:
         dy: (N, Ho, Wo, K) gradient of the loss with respect to y.
         need_dx: False skips dx (a network's first layer needs no input gradient).
+        algorithm: how dx is computed: 'im2col' (one GEMM per filter tap) or 'winograd'.
 
     Returns:
         dx (N, H, W, D) or None, dw (Fh, Fw, D, K), db (K,) or None.
@@ -122,8 +156,20 @@ def conv2d_backward(dy, cache: Conv2DCache, need_dx=True):
     k = cache.w.shape[3]
     dy2 = dy.reshape(-1, k)
     db = dy2.sum(axis=0) if cache.has_bias else None
-    dw = (cache.cols.T @ dy2).reshape(cache.w.shape)
-    dx = crop_spatial(_input_grad(dy2, cache), cache.pads) if need_dx else None
+    cols = cache.cols
+    if cols is None:  # a Winograd forward pass kept the input instead of its columns
+        xp = pad_spatial(cache.xp, cache.pads)
+        cols = im2col(xp, cache.w.shape[:2], cache.strides, cache.dilations, cache.out_hw)
+    dw = (cols.T @ dy2).reshape(cache.w.shape)
+    if not need_dx:
+        return None, dw, db
+    _check_algorithm(
+        algorithm, cache.w.shape[:2], cache.strides, cache.dilations, cache.pads, "conv2d"
+    )
+    if algorithm == "winograd":
+        dx = winograd_input_grad(dy, cache.w.astype(dy.dtype, copy=False), cache.pads)
+    else:
+        dx = crop_spatial(_input_grad(dy2, cache), cache.pads)
     return dx, dw, db
 
 
@@ -180,7 +226,9 @@ def _as_2d(x, w, stride, padding, dilation, who="conv1d"):
     return x[:, None], w[None], (1, s), padding, (1, dil)
 
 
-def conv1d_forward(x, w, b=None, *, stride=1, padding="valid", dilation=1, cols_out=None):
+def conv1d_forward(
+    x, w, b=None, *, stride=1, padding="valid", dilation=1, cols_out=None, algorithm="im2col"
+):
     """1D convolution for scanning signals: a filter of width F slides along L.
 
     Args:
@@ -192,15 +240,17 @@ def conv1d_forward(x, w, b=None, *, stride=1, padding="valid", dilation=1, cols_
     """
     x2, w2, s, p, d = _as_2d(x, w, stride, padding, dilation)
     try:
-        y, cache = conv2d_forward(x2, w2, b, stride=s, padding=p, dilation=d, cols_out=cols_out)
+        y, cache = conv2d_forward(
+            x2, w2, b, stride=s, padding=p, dilation=d, cols_out=cols_out, algorithm=algorithm
+        )
     except ValueError as e:
         raise ValueError(str(e).replace("conv2d", "conv1d")) from None
     return y[:, 0], Conv1DCache(cache)
 
 
-def conv1d_backward(dy, cache: Conv1DCache, need_dx=True):
+def conv1d_backward(dy, cache: Conv1DCache, need_dx=True, algorithm="im2col"):
     """Gradients of :func:`conv1d_forward`: dx (N, L, D) or None, dw (F, D, K), db (K,) or None."""
-    dx, dw, db = conv2d_backward(dy[:, None], cache.conv2d, need_dx)
+    dx, dw, db = conv2d_backward(dy[:, None], cache.conv2d, need_dx, algorithm)
     return (dx[:, 0] if need_dx else None), dw[0], db
 
 
