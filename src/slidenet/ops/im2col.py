@@ -57,18 +57,37 @@ def im2col(xp: np.ndarray, kernel, strides, dilations, out_hw, out=None) -> np.n
         out: optional C-contiguous buffer of that shape and xp's dtype to write into (a layer
             reuses one across steps: a fresh 60 MB array costs as much in page faults as the copy).
 
-    A 1x1 kernel with stride 1 needs no copy: the columns are a reshaped view of the input.
+    A 1x1 kernel with stride 1 needs no copy: the columns are a reshaped view of the input. With
+    one input channel the result is a Fortran-ordered view of ``out`` (same values).
     """
     n, _, _, d = xp.shape
     (fh, fw), (ho, wo) = kernel, out_hw
     shape = (n * ho * wo, fh * fw * d)
     if (fh, fw) == (1, 1) and tuple(strides) == (1, 1) and xp.flags.c_contiguous:
         return xp[:, :ho, :wo, :].reshape(shape)
-    view = windows(xp, kernel, strides, dilations, out_hw)
     if out is None or out.shape != shape or out.dtype != xp.dtype:
-        return view.reshape(shape)
+        out = np.empty(shape, xp.dtype)
+    if d == 1:
+        return _im2col_one_channel(xp, kernel, strides, dilations, out_hw, out)
+    view = windows(xp, kernel, strides, dilations, out_hw)
     np.copyto(out.reshape(view.shape), view)
     return out
+
+
+def _im2col_one_channel(xp, kernel, strides, dilations, out_hw, out):
+    """With one input channel a window row is Fh*Fw scattered single values; copying them one by
+    one is slow. Instead fill the transposed columns (Fh*Fw, N*Ho*Wo), one kernel offset per row,
+    each a long run, and return its transpose (a Fortran-ordered view: BLAS reads it with its
+    transpose flag, no copy)."""
+    n = xp.shape[0]
+    (fh, fw), (sh, sw), (dh, dw), (ho, wo) = kernel, strides, dilations, out_hw
+    cols_t = out.reshape(-1)[: fh * fw * n * ho * wo].reshape(fh * fw, n, ho, wo)
+    for u in range(fh):
+        for v in range(fw):
+            r, c = u * dh, v * dw
+            src = xp[:, r : r + sh * (ho - 1) + 1 : sh, c : c + sw * (wo - 1) + 1 : sw, 0]
+            np.copyto(cols_t[u * fw + v], src)
+    return cols_t.reshape(fh * fw, n * ho * wo).T
 
 
 def col2im(dcols: np.ndarray, xp_shape, kernel, strides, dilations, out_hw) -> np.ndarray:
