@@ -102,6 +102,43 @@ def torch_runner(name, batch, channels_last):
     return train, infer_one_call, infer_chunked
 
 
+_MEMORY_CHILD = """
+import resource, sys
+import numpy as np
+framework, name, batch, steps = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+sys.path.insert(0, sys.argv[5])
+import compare_torch as ct
+if framework == "slidenet":
+    train = ct.slidenet_runner(name, batch)[0]
+else:
+    import torch
+    torch.set_num_threads(2)
+    train = ct.torch_runner(name, batch, channels_last=framework == "torch channels_last")[0]
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+for _ in range(steps):
+    train()
+print(base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def peak_memory(name, batch, steps=20):
+    """Peak resident memory (MiB) of a fresh process that trains ``steps`` steps, per framework,
+    and how much of it was there before the first step (imports, model, data): ru_maxrss."""
+    import subprocess
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    result = {}
+    for framework in ("slidenet", "torch NCHW", "torch channels_last"):
+        out = subprocess.run(
+            [sys.executable, "-c", _MEMORY_CHILD, framework, name, str(batch), str(steps), here],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        result[framework] = (int(out[0]) / 1024, int(out[1]) / 1024)
+    return result
+
+
 def rate(fn, images, seconds):
     """Images per second of fn (which processes ``images`` per call), timed for ``seconds``."""
     fn()
@@ -206,6 +243,8 @@ def main(argv=None):
                 row["infer_vs_best"] = statistics.median(
                     a / b for a, b in zip(infer_rates["slidenet"], best, strict=True)
                 )
+            if batch == args.batch_sizes[0]:
+                row["memory"] = peak_memory(name, batch)
             rows.append(row)
             print(format_row(row), flush=True)
     table = markdown(rows, machine_line(), args)
@@ -230,6 +269,11 @@ def format_row(row):
             f"\n{'':10s} inference 1000 img: slidenet {row['infer']:7.0f} img/s, torch best "
             f"{row['infer_torch_best']:7.0f} img/s, ratio {row['infer_vs_best']:.2f}x"
         )
+    if "memory" in row:
+        text += (
+            f"\n{'':10s} peak RSS of a training process (MiB, before the first step): "
+            + ", ".join(f"{k} {peak:.0f} ({base:.0f})" for k, (base, peak) in row["memory"].items())
+        )
     return text
 
 
@@ -253,6 +297,19 @@ def markdown(rows, machine, args):
             f"{t['torch channels_last']:.0f} | {r['train_vs_nchw']:.2f}x | "
             f"{r['train_vs_cl']:.2f}x | {infer} |"
         )
+    memory = [r for r in rows if "memory" in r]
+    if memory:
+        lines += [
+            "",
+            "Peak resident memory of a separate process training 20 steps (MiB; in brackets, "
+            "before the first step: imports, model, data):",
+            "",
+            "| model | batch | slidenet | torch NCHW | torch channels_last |",
+            "|---|---|---|---|---|",
+        ]
+        for r in memory:
+            cells = " | ".join(f"{peak:.0f} ({base:.0f})" for base, peak in r["memory"].values())
+            lines.append(f"| {r['model']} | {r['batch']} | {cells} |")
     return "\n".join(lines)
 
 

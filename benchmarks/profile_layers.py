@@ -42,7 +42,10 @@ def profile(model_name="mnist_cnn", batch=100, steps=20, inference=False):
         layer.forward = _timed(record, f"{layer.name} forward", layer.forward)
         layer.backward = _timed(record, f"{layer.name} backward", layer.backward)
     model.optimizer.apply = _timed(record, "optimizer", model.optimizer.apply)
-    step = (lambda: model.predict_on_batch(x)) if inference else (lambda: model.train_on_batch(x, y))
+    if inference:
+        step = lambda: model.predict_on_batch(x)  # noqa: E731
+    else:
+        step = lambda: model.train_on_batch(x, y)  # noqa: E731
     for _ in range(3):
         step()
     record.clear()
