@@ -113,7 +113,7 @@ def test_conv2d_layer_chooses_and_logs_its_algorithm(caplog, rng):
     forced.build((10, 10, 16))
     forced.set_weights(model.layers[0].get_weights())
     assert forced.algorithm == "im2col"
-    # inference runs Winograd, training runs im2col: the same numbers to float32 rounding
+    # Winograd and im2col: the same numbers to float32 rounding, forward and backward
     assert_close(model.layers[0](x), forced(x), op="Conv2D winograd", check="layer-y")
     assert_close(
         model.layers[0](x, training=True), forced(x), op="Conv2D winograd", check="layer-train"
@@ -122,6 +122,8 @@ def test_conv2d_layer_chooses_and_logs_its_algorithm(caplog, rng):
     assert_close(
         model.layers[0].backward(dy), forced.backward(dy), op="Conv2D winograd", check="layer-dx"
     )
+    for got, want in zip(model.layers[0].grads, forced.grads, strict=True):
+        assert_close(got, want, op="Conv2D winograd", check="layer-grads")
     config = model.layers[0].get_config()
     assert config["algorithm"] == "auto"
     assert keras.layers.Conv2D.from_config(config).algorithm_arg == "auto"

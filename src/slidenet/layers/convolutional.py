@@ -112,8 +112,7 @@ class Conv2D(ActivationMixin, Layer):
     def choose_algorithm(self, input_shape) -> str:
         """'winograd' for 3x3 / 5x5 stride-1 kernels on deep enough volumes, else 'im2col'.
 
-        Training always computes the forward pass by im2col, whose columns the weight gradient
-        reuses; the algorithm decides dx in training and the forward pass in inference.
+        The choice covers the forward pass and both gradients (ops.conv2d_forward/backward).
         """
         pads = self.pads if self.rank == 2 else ((0, 0), self.pads)
         fits = self.rank == 2 and winograd_applies(
@@ -136,7 +135,7 @@ class Conv2D(ActivationMixin, Layer):
         """x (N, H, W, D) -> act(conv(x)) (N, Ho, Wo, K); activate=False returns conv(x) alone
         (the model then applies a ReLU after the following max pool, which is equivalent)."""
         b = self.bias if self.use_bias else None
-        algorithm = "im2col" if training else self.algorithm
+        algorithm = self.algorithm
         z, self._cache = self._forward_op(
             x,
             self.kernel,

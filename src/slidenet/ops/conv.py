@@ -15,8 +15,9 @@ dx spreads each dy back through the weights it came from (the adjoint of im2col)
 filter tap, dy @ w[u, v]^T, added onto the input positions that tap saw.
 
 ``algorithm="winograd"`` computes the same numbers (up to float rounding) for square 3x3 and 5x5
-stride-1 kernels with Winograd minimal filtering (:mod:`slidenet.ops.winograd`): forward, or dx in
-the backward pass, with fewer multiplications.
+stride-1 kernels with Winograd minimal filtering (:mod:`slidenet.ops.winograd`), with fewer
+multiplications: the forward pass (keeping the transformed input tiles for dw instead of the
+columns), dw in the transformed domain, and dx.
 """
 
 from __future__ import annotations
@@ -28,7 +29,12 @@ import numpy as np
 from slidenet._validation import fmt_shape, int_tuple
 from slidenet.ops.im2col import crop_spatial, im2col, pad_spatial
 from slidenet.ops.shapes import effective_size, output_length, resolve_padding
-from slidenet.ops.winograd import winograd_applies, winograd_conv2d, winograd_input_grad
+from slidenet.ops.winograd import (
+    winograd_applies,
+    winograd_conv2d,
+    winograd_input_grad,
+    winograd_weight_grad,
+)
 
 ALGORITHMS = ("im2col", "winograd")
 
@@ -37,7 +43,7 @@ class Conv2DCache(NamedTuple):
     """What conv2d_backward needs: the columns, the kernel and the geometry."""
 
     cols: np.ndarray | None  # (N*Ho*Wo, Fh*Fw*D); None when the forward pass was Winograd
-    xp: np.ndarray | None  # (N, Hp, Wp, D) padded input, kept when cols is None
+    tiles: np.ndarray | None  # Winograd's transformed input tiles (a*a, T, D), else None
     w: np.ndarray  # (Fh, Fw, D, K)
     has_bias: bool
     xp_shape: tuple  # (N, Hp, Wp, D)
@@ -124,16 +130,16 @@ def conv2d_forward(
     fh, fw, d, k = w.shape
     _check_algorithm(algorithm, (fh, fw), strides, dilations, pads, "conv2d")
     if algorithm == "winograd":
-        y = winograd_conv2d(x, w, pads)
-        cols, xp, xp_shape = None, x, _padded_shape(x.shape, pads)
+        y, tiles = winograd_conv2d(x, w, pads, return_tiles=True)
+        cols, xp_shape = None, _padded_shape(x.shape, pads)
     else:
         xp = pad_spatial(x, pads)
         cols = im2col(xp, (fh, fw), strides, dilations, (ho, wo), out=cols_out)
         y = (cols @ w.reshape(fh * fw * d, k).astype(x.dtype, copy=False)).reshape(-1, ho, wo, k)
-        xp, xp_shape = None, xp.shape
+        tiles, xp_shape = None, xp.shape
     if b is not None:
         y += b.astype(x.dtype, copy=False)
-    cache = Conv2DCache(cols, xp, w, b is not None, xp_shape, pads, strides, dilations, (ho, wo))
+    cache = Conv2DCache(cols, tiles, w, b is not None, xp_shape, pads, strides, dilations, (ho, wo))
     return y, cache
 
 
@@ -156,11 +162,10 @@ def conv2d_backward(dy, cache: Conv2DCache, need_dx=True, algorithm="im2col"):
     k = cache.w.shape[3]
     dy2 = dy.reshape(-1, k)
     db = dy2.sum(axis=0) if cache.has_bias else None
-    cols = cache.cols
-    if cols is None:  # a Winograd forward pass kept the input instead of its columns
-        xp = pad_spatial(cache.xp, cache.pads)
-        cols = im2col(xp, cache.w.shape[:2], cache.strides, cache.dilations, cache.out_hw)
-    dw = (cols.T @ dy2).reshape(cache.w.shape)
+    if cache.tiles is not None:  # the forward pass was Winograd: dw in the transformed domain
+        dw = winograd_weight_grad(dy, cache.tiles, cache.w.shape[0])
+    else:
+        dw = (cache.cols.T @ dy2).reshape(cache.w.shape)
     if not need_dx:
         return None, dw, db
     _check_algorithm(

@@ -71,10 +71,13 @@ def tile_size_for(r: int) -> int:
     return 4
 
 
-def winograd_conv2d(x, w, pads, m=None):
+def winograd_conv2d(x, w, pads, m=None, return_tiles=False):
     """Stride-1 correlation of x (N, H, W, D) with w (r, r, D, K), zero padding ``pads``
     ((top, bottom), (left, right)), each pad in [0, r-1]. Returns y (N, Ho, Wo, K), Ho = H + pt +
     pb - r + 1, in x's dtype; the same numbers as im2col + GEMM up to rounding.
+
+    With return_tiles=True also returns the transformed input tiles U = B^T d B, (a*a, T, D) with
+    T = tiles * N, which :func:`winograd_weight_grad` reuses.
     """
     n, h, wi, d = x.shape
     r, k = w.shape[0], w.shape[3]
@@ -99,7 +102,31 @@ def winograd_conv2d(x, w, pads, m=None):
     y = np.empty((n, ho, wo, k), x.dtype)
     full = yt.transpose(4, 2, 0, 3, 1, 5).reshape(n, th * m, tw * m, k)
     np.copyto(y, full[:, :ho, :wo])
-    return y
+    return (y, u) if return_tiles else y
+
+
+def winograd_weight_grad(dy, tiles, r, m=None):
+    """dw (r, r, D, K) of :func:`winograd_conv2d` from dy (N, Ho, Wo, K) and its input tiles
+    U (a*a, T, D), in the transformed domain: the forward pass is Y = A^T [V * U] A per tile with
+    V = G g G^T, so dV = sum over tiles of U * (A dY A^T), one GEMM (D, T) @ (T, K) per point,
+    and dw = G^T dV G.
+    """
+    n, ho, wo, k = dy.shape
+    m = m or tile_size_for(r)
+    a = m + r - 1
+    th, tw = -(-ho // m), -(-wo // m)
+    at2, g2, _ = _kron_matrices(m, r, np.dtype(dy.dtype))
+    # dy cut into m x m tiles, in the tiles' (th, tw, N) order: (m*m, T*K)
+    z = np.zeros((th * m, tw * m, n, k), dy.dtype)
+    z[:ho, :wo] = dy.transpose(1, 2, 0, 3)
+    dyt = np.empty((m * m, th * tw * n * k), dy.dtype)
+    np.copyto(
+        dyt.reshape(m, m, th, tw, n, k), z.reshape(th, m, tw, m, n, k).transpose(1, 3, 0, 2, 4, 5)
+    )
+    dprod = (at2.T @ dyt).reshape(a * a, th * tw * n, k)  # A dY A^T
+    dv = np.matmul(tiles.transpose(0, 2, 1), dprod)  # (a*a, D, K)
+    d = tiles.shape[2]
+    return (g2.T @ dv.reshape(a * a, d * k)).reshape(r, r, d, k)
 
 
 def winograd_input_grad(dy, w, pads):
