@@ -11,7 +11,7 @@ from ops_helpers import assert_close, check_directions, nchw, nhwc, torch_pad, t
 import slidenet as keras
 from slidenet import ops
 from slidenet.ops import reference
-from slidenet.ops.winograd import winograd_conv2d, winograd_input_grad, winograd_matrices
+from slidenet.ops.winograd import winograd_backward, winograd_conv2d, winograd_matrices
 
 # (name, x shape, kernel size, pads): sizes that are and are not multiples of the tile
 CASES = [
@@ -44,9 +44,12 @@ def test_forward_and_dx_match_the_loops(case, x_shape, r, pads, dtype, rng):
     assert got.dtype == dtype
     assert_close(got, want, op=f"winograd {case}", check="loops-y")
     dy = rng.standard_normal(want.shape).astype(dtype)
-    _, cache = ops.conv2d_forward(x, w, padding=pads)
-    dx_im2col = ops.conv2d_backward(dy, cache)[0]
-    assert_close(winograd_input_grad(dy, w, pads), dx_im2col, op=f"winograd {case}", check="dx")
+    _, tiles = winograd_conv2d(x, w, pads, return_tiles=True)
+    dx, dw = winograd_backward(dy, tiles, w, pads)
+    dx_loops, dw_loops, _ = reference.conv2d_backward(x, w, dy, padding=pads)
+    assert_close(dx, dx_loops, op=f"winograd {case}", check="loops-dx")
+    assert_close(dw, dw_loops, op=f"winograd {case}", check="loops-dw")
+    assert winograd_backward(dy, tiles, w, pads, need_dx=False)[0] is None
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -57,7 +60,7 @@ def test_ops_with_winograd_match_torch(case, x_shape, r, pads, dtype, rng):
     b = rng.standard_normal(4).astype(dtype)
     y, cache = ops.conv2d_forward(x, w, b, padding=pads, algorithm="winograd")
     dy = rng.standard_normal(y.shape).astype(dtype)
-    dx, dw, db = ops.conv2d_backward(dy, cache, algorithm="winograd")
+    dx, dw, db = ops.conv2d_backward(dy, cache)
     xt, wt, bt = nchw(x), tt(w.transpose(3, 2, 0, 1), grad=True), tt(b, grad=True)
     yt = F.conv2d(torch_pad(xt, pads), wt, bt)
     (yt * tt(np.moveaxis(dy, -1, 1))).sum().backward()
@@ -73,7 +76,7 @@ def test_winograd_gradients_by_finite_differences(case, x_shape, r, pads, rng):
     w = rng.standard_normal((r, r, x_shape[3], 2))
     y, cache = ops.conv2d_forward(x, w, padding=pads, algorithm="winograd")
     dy = rng.standard_normal(y.shape)
-    dx, dw, _ = ops.conv2d_backward(dy, cache, algorithm="winograd")
+    dx, dw, _ = ops.conv2d_backward(dy, cache)
 
     def loss(x, w):
         return float(np.sum(winograd_conv2d(x, w, pads) * dy))

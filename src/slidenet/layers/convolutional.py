@@ -163,7 +163,7 @@ class Conv2D(ActivationMixin, Layer):
     def backward(self, dy, from_logits=False, need_dx=True):
         """dy (N, Ho, Wo, K) -> dx (N, H, W, D), or None with need_dx=False (a first layer)."""
         dz = self._deactivate(dy, from_logits)
-        dx, dw, db = self._backward_op(dz, self._cache, need_dx, self.algorithm)
+        dx, dw, db = self._backward_op(dz, self._cache, need_dx)
         self.grads = [dw, db] if self.use_bias else [dw]
         return dx
 

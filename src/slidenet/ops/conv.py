@@ -29,12 +29,7 @@ import numpy as np
 from slidenet._validation import fmt_shape, int_tuple
 from slidenet.ops.im2col import crop_spatial, im2col, pad_spatial
 from slidenet.ops.shapes import effective_size, output_length, resolve_padding
-from slidenet.ops.winograd import (
-    winograd_applies,
-    winograd_conv2d,
-    winograd_input_grad,
-    winograd_weight_grad,
-)
+from slidenet.ops.winograd import winograd_applies, winograd_backward, winograd_conv2d
 
 ALGORITHMS = ("im2col", "winograd")
 
@@ -148,13 +143,12 @@ def _padded_shape(x_shape, pads):
     return (x_shape[0], x_shape[1] + pt + pb, x_shape[2] + pl + pr, x_shape[3])
 
 
-def conv2d_backward(dy, cache: Conv2DCache, need_dx=True, algorithm="im2col"):
-    """Gradients of :func:`conv2d_forward`.
+def conv2d_backward(dy, cache: Conv2DCache, need_dx=True):
+    """Gradients of :func:`conv2d_forward`, by the algorithm the forward pass used.
 
     Args:
         dy: (N, Ho, Wo, K) gradient of the loss with respect to y.
         need_dx: False skips dx (a network's first layer needs no input gradient).
-        algorithm: how dx is computed: 'im2col' (one GEMM per filter tap) or 'winograd'.
 
     Returns:
         dx (N, H, W, D) or None, dw (Fh, Fw, D, K), db (K,) or None.
@@ -162,19 +156,11 @@ def conv2d_backward(dy, cache: Conv2DCache, need_dx=True, algorithm="im2col"):
     k = cache.w.shape[3]
     dy2 = dy.reshape(-1, k)
     db = dy2.sum(axis=0) if cache.has_bias else None
-    if cache.tiles is not None:  # the forward pass was Winograd: dw in the transformed domain
-        dw = winograd_weight_grad(dy, cache.tiles, cache.w.shape[0])
-    else:
-        dw = (cache.cols.T @ dy2).reshape(cache.w.shape)
-    if not need_dx:
-        return None, dw, db
-    _check_algorithm(
-        algorithm, cache.w.shape[:2], cache.strides, cache.dilations, cache.pads, "conv2d"
-    )
-    if algorithm == "winograd":
-        dx = winograd_input_grad(dy, cache.w.astype(dy.dtype, copy=False), cache.pads)
-    else:
-        dx = crop_spatial(_input_grad(dy2, cache), cache.pads)
+    if cache.tiles is not None:  # Winograd: both gradients in the transformed domain
+        dx, dw = winograd_backward(dy, cache.tiles, cache.w, cache.pads, need_dx)
+        return dx, dw, db
+    dw = (cache.cols.T @ dy2).reshape(cache.w.shape)
+    dx = crop_spatial(_input_grad(dy2, cache), cache.pads) if need_dx else None
     return dx, dw, db
 
 
@@ -253,9 +239,9 @@ def conv1d_forward(
     return y[:, 0], Conv1DCache(cache)
 
 
-def conv1d_backward(dy, cache: Conv1DCache, need_dx=True, algorithm="im2col"):
+def conv1d_backward(dy, cache: Conv1DCache, need_dx=True):
     """Gradients of :func:`conv1d_forward`: dx (N, L, D) or None, dw (F, D, K), db (K,) or None."""
-    dx, dw, db = conv2d_backward(dy[:, None], cache.conv2d, need_dx, algorithm)
+    dx, dw, db = conv2d_backward(dy[:, None], cache.conv2d, need_dx)
     return (dx[:, 0] if need_dx else None), dw[0], db
 
 

@@ -105,17 +105,31 @@ def winograd_conv2d(x, w, pads, m=None, return_tiles=False):
     return (y, u) if return_tiles else y
 
 
-def winograd_weight_grad(dy, tiles, r, m=None):
-    """dw (r, r, D, K) of :func:`winograd_conv2d` from dy (N, Ho, Wo, K) and its input tiles
-    U (a*a, T, D), in the transformed domain: the forward pass is Y = A^T [V * U] A per tile with
-    V = G g G^T, so dV = sum over tiles of U * (A dY A^T), one GEMM (D, T) @ (T, K) per point,
-    and dw = G^T dV G.
+def winograd_backward(dy, tiles, w, pads, need_dx=True, m=None):
+    """Gradients of :func:`winograd_conv2d`, all in the transformed domain.
+
+    Per tile the forward pass is Y = A^T [V * U] A with U = B^T d B and V = G g G^T (summed over
+    the depth D per filter). Going back through each linear map:
+
+        dM = A dY A^T                      (the output gradient, transformed once, shared)
+        dV = sum over tiles of U^T dM      (one GEMM (D, T) @ (T, K) per point) -> dw = G^T dV G
+        dU = dM V^T                        (one GEMM (T, K) @ (K, D) per point) -> dd = B dU B^T
+
+    and the overlapping input tiles dd are added back onto the input they were cut from.
+
+    Args:
+        dy: (N, Ho, Wo, K). tiles: U (a*a, T, D) from the forward pass. w: (r, r, D, K).
+        pads: the forward pass's ((top, bottom), (left, right)).
+
+    Returns:
+        dx (N, H, W, D) or None, dw (r, r, D, K).
     """
     n, ho, wo, k = dy.shape
+    r, d = w.shape[0], w.shape[2]
     m = m or tile_size_for(r)
     a = m + r - 1
     th, tw = -(-ho // m), -(-wo // m)
-    at2, g2, _ = _kron_matrices(m, r, np.dtype(dy.dtype))
+    at2, g2, bt2 = _kron_matrices(m, r, np.dtype(dy.dtype))
     # dy cut into m x m tiles, in the tiles' (th, tw, N) order: (m*m, T*K)
     z = np.zeros((th * m, tw * m, n, k), dy.dtype)
     z[:ho, :wo] = dy.transpose(1, 2, 0, 3)
@@ -125,21 +139,22 @@ def winograd_weight_grad(dy, tiles, r, m=None):
     )
     dprod = (at2.T @ dyt).reshape(a * a, th * tw * n, k)  # A dY A^T
     dv = np.matmul(tiles.transpose(0, 2, 1), dprod)  # (a*a, D, K)
-    d = tiles.shape[2]
-    return (g2.T @ dv.reshape(a * a, d * k)).reshape(r, r, d, k)
-
-
-def winograd_input_grad(dy, w, pads):
-    """dx (N, H, W, D) of a stride-1 convolution with kernel w (r, r, D, K) and ``pads``, from dy
-    (N, Ho, Wo, K): the correlation of dy, padded by r-1-pad, with the flipped kernel w[::-1, ::-1]
-    whose depth and filter axes are swapped (r, r, K, D).
-    """
-    r = w.shape[0]
+    dw = (g2.T @ dv.reshape(a * a, d * k)).reshape(r, r, d, k)
+    if not need_dx:
+        return None, dw
+    v = (g2 @ w.astype(dy.dtype, copy=False).reshape(r * r, d * k)).reshape(a * a, d, k)
+    du = np.matmul(dprod, v.transpose(0, 2, 1))  # (a*a, T, D)
+    dd = (bt2.T @ du.reshape(a * a, -1)).reshape(a, a, th, tw, n, d)
+    # add every tile point back where the forward pass gathered it from (tiles overlap)
     (pt, pb), (pl, pr) = pads
-    # padding of dy so that the full correlation lands exactly on the unpadded input
-    q = ((r - 1 - pt, r - 1 - pb), (r - 1 - pl, r - 1 - pr))
-    w_flip = w[::-1, ::-1].transpose(0, 1, 3, 2)
-    return winograd_conv2d(dy, np.ascontiguousarray(w_flip), q)
+    h, wi = ho + r - 1 - pt - pb, wo + r - 1 - pl - pr
+    dz = np.zeros((th * m + r - 1, tw * m + r - 1, n, d), dy.dtype)
+    for u in range(a):
+        for v_ in range(a):
+            dz[u : u + m * th : m, v_ : v_ + m * tw : m] += dd[u, v_]
+    dx = np.empty((n, h, wi, d), dy.dtype)
+    np.copyto(dx, dz[pt : pt + h, pl : pl + wi].transpose(2, 0, 1, 3))
+    return dx, dw
 
 
 def winograd_applies(kernel_size, strides, dilations, pads) -> bool:
