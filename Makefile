@@ -15,12 +15,12 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks examples fuzz
+	$(VENV)/bin/ruff format --check src tests benchmarks examples fuzz
 
 fmt: $(STAMP)
-	$(VENV)/bin/ruff format src tests benchmarks
-	$(VENV)/bin/ruff check --fix src tests benchmarks
+	$(VENV)/bin/ruff format src tests benchmarks examples fuzz
+	$(VENV)/bin/ruff check --fix src tests benchmarks examples fuzz
 
 test: $(STAMP) lint
 	OMP_NUM_THREADS=2 $(PY) -m pytest

@@ -59,6 +59,16 @@ def int_tuple(value, n: int, what: str) -> tuple[int, ...]:
     return tuple(positive_int(v, what) for v in values)
 
 
+def as_array(x, who: str, what: str = "x") -> np.ndarray:
+    """``np.asarray(x)``, with a message naming ``who`` and ``what`` for ragged nested lists."""
+    try:
+        return np.asarray(x)
+    except ValueError:
+        raise ValueError(
+            f"{who}: {what} is not a rectangular array: its rows have different lengths."
+        ) from None
+
+
 def as_float_array(x, who: str, what: str = "x", dtype=np.float32) -> np.ndarray:
     """Convert model input to a float array, refusing what cannot be data.
 
@@ -68,7 +78,7 @@ def as_float_array(x, who: str, what: str = "x", dtype=np.float32) -> np.ndarray
     are refused with a message naming ``who`` and ``what``.
     """
     if isinstance(x, np.ndarray | list | tuple) or np.isscalar(x):
-        arr = np.asarray(x)
+        arr = as_array(x, who, what)
     else:
         raise TypeError(f"{who}: {what} must be a NumPy array, got {type(x).__name__}.")
     kind = arr.dtype.kind

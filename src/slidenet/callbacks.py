@@ -89,7 +89,12 @@ def _better(mode, monitor):
 
 class EarlyStopping(Callback):
     """Stop training when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs;
-    with restore_best_weights=True the best epoch's weights are put back at the end."""
+    with restore_best_weights=True the best epoch's weights are put back at the end.
+
+    A fit that resumes a loaded checkpoint (``initial_epoch=model.epoch``) first replays the
+    earlier epochs' values, so it stops where an uninterrupted run would; the weights of a best
+    epoch before the checkpoint are not in it, though, and are not restored.
+    """
 
     def __init__(
         self, monitor="val_loss", min_delta=0.0, patience=0, mode="auto", restore_best_weights=False
@@ -103,6 +108,16 @@ class EarlyStopping(Callback):
     def on_train_begin(self, logs=None):
         self.wait, self.stopped_epoch, self.best_weights = 0, 0, None
         self.best = -np.inf if self._better(1, 0) else np.inf
+        for value in _earlier_values(self.model, self.monitor):  # a resumed run: replay them
+            self._improved(value)
+
+    def _improved(self, value) -> bool:
+        sign = 1 if self._better(1, 0) else -1
+        if self._better(value - sign * self.min_delta, self.best):
+            self.best, self.wait = value, 0
+            return True
+        self.wait += 1
+        return False
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
@@ -111,13 +126,10 @@ class EarlyStopping(Callback):
                 f"EarlyStopping: monitor '{self.monitor}' is not in the logs "
                 f"({', '.join(logs or {})}); pass validation data or monitor 'loss'."
             )
-        sign = 1 if self._better(1, 0) else -1
-        if self._better(value - sign * self.min_delta, self.best):
-            self.best, self.wait = value, 0
+        if self._improved(value):
             if self.restore_best_weights:
                 self.best_weights = self.model.get_weights()
             return
-        self.wait += 1
         if self.wait >= self.patience:  # as Keras: stop after `patience` epochs without improvement
             self.stopped_epoch = epoch
             self.model.stop_training = True
@@ -129,13 +141,20 @@ class EarlyStopping(Callback):
 
 class ModelCheckpoint(Callback):
     """Save the model after every epoch (``filepath`` may contain ``{epoch:02d}`` and log keys such
-    as ``{val_loss:.3f}``); with save_best_only=True only when ``monitor`` improved."""
+    as ``{val_loss:.3f}``); with save_best_only=True only when ``monitor`` improved (on a resumed
+    fit, improved on the best of the epochs before the checkpoint too)."""
 
     def __init__(self, filepath, monitor="val_loss", save_best_only=False, mode="auto", verbose=0):
         self.filepath, self.monitor = str(filepath), monitor
         self.save_best_only, self.verbose = save_best_only, verbose
         self._better = _better(mode, monitor)
         self.best = None
+
+    def on_train_begin(self, logs=None):
+        if self.save_best_only and self.best is None:  # a resumed run: the best value so far
+            for value in _earlier_values(self.model, self.monitor):
+                if self.best is None or self._better(value, self.best):
+                    self.best = value
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -153,6 +172,13 @@ class ModelCheckpoint(Callback):
         self.model.save(path)
         if self.verbose:
             print(f"\nEpoch {epoch + 1}: saved model to {path}")
+
+
+def _earlier_values(model, key) -> list:
+    """``key``'s values in the epochs a resumed fit continues (fit(..., initial_epoch=k) on a
+    loaded checkpoint), so that callbacks carry on as in a run that was never interrupted."""
+    prior = getattr(model, "_prior_history", None) or {}
+    return [v for v in prior.get(key, []) if v is not None]
 
 
 class ProgressBar(Callback):

@@ -21,6 +21,9 @@ from slidenet.utils import gradcheck
 GRADCHECK_TOL = 1e-6
 # Only BatchNormalization may leave a gradient slot empty: its running statistics are not trained.
 UNTRAINED = {"BatchNormalization": {"moving_mean", "moving_variance"}}
+UNTRAINED["ResidualBlock"] = {  # its batch norms' statistics, named '<sub-layer>/<weight>'
+    f"{bn}/{n}" for bn in ("bn1", "bn2", "shortcut_bn") for n in ("moving_mean", "moving_variance")
+}
 
 
 @dataclass(frozen=True)
@@ -201,6 +204,16 @@ CASES = [
     Case("global_avgpool2d", lambda: L.GlobalAveragePooling2D(), (2, 3, 4, 2), 0),
     Case("global_maxpool1d", lambda: L.GlobalMaxPooling1D(), (2, 5, 3), 0, distinct=True),
     Case("global_avgpool1d", lambda: L.GlobalAveragePooling1D(), (2, 5, 3), 0),
+    # ResidualBlock: conv1 3x3xDxK, conv2 3x3xKxK (no biases), 4K per batch norm; + D*K + 4K with
+    # the projection shortcut
+    Case("residual_identity", lambda: L.ResidualBlock(3), (2, 4, 4, 3), 81 + 12 + 81 + 12),
+    Case(
+        "residual_projection_training",
+        lambda: L.ResidualBlock(3, strides=2),
+        (3, 5, 4, 2),
+        54 + 12 + 81 + 12 + 6 + 12,
+        training=True,
+    ),
 ]
 
 
@@ -221,7 +234,7 @@ def random_weights(layer, rng) -> list[np.ndarray]:
     out = []
     for name, w in zip(layer.weight_names, layer.weights, strict=True):
         new = rng.normal(size=w.shape)
-        if name == "moving_variance":
+        if name.endswith("moving_variance"):
             new = np.abs(new) + 0.5
         out.append(new.astype(np.float32))
     return out
@@ -288,7 +301,7 @@ def test_layer_contract(case: Case):
         assert name not in untrained
         assert g.shape == w.shape, f"{case.id}: grad of {name} {g.shape} vs weight {w.shape}"
         assert g.dtype == np.float32
-    for name in untrained:
+    for name in untrained.intersection(layer.weight_names):
         assert layer.grads[layer.weight_names.index(name)] is None
 
     # ---- get_weights returns copies ---------------------------------------------------------

@@ -61,8 +61,9 @@ def test_fit_input_checks():
         model.fit(np.full((5, 4), "a"), np.zeros(5), verbose=0)
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         model.fit(x, np.zeros(5), batch_size=0, verbose=0)
-    with pytest.raises(ValueError, match="empty"):
-        model.predict(np.zeros((0, 4)))
+    with pytest.raises(ValueError, match="fit: x is empty"):
+        model.fit(np.zeros((0, 4)), np.zeros(0), verbose=0)
+    assert model.predict(np.zeros((0, 4))).shape == (0, 3)  # as Keras: 0 examples, 0 outputs
 
 
 def test_uncompiled_fit_and_not_a_layer():

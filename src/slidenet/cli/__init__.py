@@ -22,15 +22,28 @@ from slidenet.cli._common import EXPECTED, Parser, UsageError, one_line
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Command name -> module in this package.
-COMMANDS = ("train", "evaluate", "predict", "summary", "filter", "explain")
+COMMANDS = (
+    "train",
+    "evaluate",
+    "predict",
+    "summary",
+    "filter",
+    "explain",
+    "report",
+    "export",
+    "scan",
+)
 
 EXAMPLES = """\
 slidenet train --model mnist_cnn --dataset mnist-sample --epochs 8 --out cnn.slidenet
 slidenet evaluate cnn.slidenet --dataset mnist-sample
 slidenet predict cnn.slidenet digit.png
+slidenet scan cnn.slidenet scene.png -o heatmap.png
 slidenet summary --model lenet5
 slidenet filter photo.png --kernel gaussian:5:1.2 -o blurred.png
 slidenet explain conv --input 32x32x3 --filters 10 --kernel 5 --padding 2
+slidenet report cnn.slidenet --dataset mnist-sample -o report.html
+slidenet export cnn.slidenet -o cnn.onnx
 slidenet train --help"""
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from slidenet import __version__
-from slidenet.callbacks import Callback, History
+from slidenet.callbacks import Callback
 from slidenet.cli import _common, _data
 from slidenet.cli._common import CLIError, UsageError, note
 
@@ -32,7 +32,8 @@ slidenet train --model mnist_cnn --dataset mnist-sample --epochs 8 --out cnn.sli
 slidenet train --model lenet5 --dataset fashion-mnist --optimizer sgd --lr 0.05 --epochs 5
 slidenet train --model my_nets.py:small_cnn --dataset photos/ --image-size 64x64 --out pets.slidenet
 slidenet train --resume cnn.slidenet                # continue after Ctrl-C, from the last epoch
-slidenet train --resume cnn.slidenet --epochs 12    # or train a finished model for longer"""
+slidenet train --resume cnn.slidenet --epochs 12    # or train a finished model for longer
+mpiexec -n 2 slidenet train --model mnist_cnn --dataset mnist-sample --distributed"""
 
 
 def add_parser(subparsers):
@@ -108,6 +109,20 @@ def add_parser(subparsers):
         default=1,
         help="0 quiet, 1 progress bar (default), 2 one line per epoch",
     )
+    p.add_argument(
+        "--report",
+        metavar="PATH",
+        help="after training, write an HTML report of the model on the test split, as "
+        "'slidenet report' does (needs matplotlib)",
+    )
+    p.add_argument(
+        "--distributed",
+        action="store_true",
+        help="train data-parallel in every process that mpiexec starts (mpiexec -n 4 slidenet "
+        "train ... --distributed; needs the 'mpi' extra): --batch-size is the global batch, split "
+        "evenly; each process trains on its shard of the data; rank 0 prints and writes the "
+        "checkpoints, which resume with or without --distributed",
+    )
     p.set_defaults(run=run)
     return p
 
@@ -120,9 +135,10 @@ class EpochCheckpoint(Callback):
     epoch boundary and the save can be redone after an interrupt).
     """
 
-    def __init__(self, path, meta, prior_history):
-        self.path, self.meta, self.prior = Path(path), meta, prior_history
+    def __init__(self, path, meta):
+        self.path, self.meta = Path(path), meta
         self.saved, self.current, self.saving = None, None, False
+        self.write = True  # False in the processes of a distributed run other than rank 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self.current = epoch + 1
@@ -134,16 +150,10 @@ class EpochCheckpoint(Callback):
         self.saving = False
 
     def save(self, path=None):
-        """Save with the whole history (earlier runs of a resumed model included)."""
-        model, current = self.model, self.model.history
-        merged = History()
-        keys = list(dict.fromkeys([*self.prior, *current.history]))
-        merged.history = {k: [*self.prior.get(k, []), *current.history.get(k, [])] for k in keys}
-        model.history = merged
-        try:
-            _common.save(model, path or self.path, self.meta)
-        finally:
-            model.history = current
+        """Save; the file holds the whole history (fit with initial_epoch keeps the resumed
+        run's epochs, see slidenet.models.saving.file_history)."""
+        if self.write:
+            _common.save(self.model, path or self.path, self.meta)
 
 
 def _settings(args, meta):
@@ -206,10 +216,29 @@ def _resumed_model(args, settings, meta):
 
 
 def run(args) -> int:
+    from slidenet.distributed import comm
+
+    if getattr(args, "distributed", False):
+        from slidenet.distributed.cli_support import run_command
+
+        return run_command("slidenet train", _run, args)
+    if comm.launcher_size() > 1:
+        raise UsageError(
+            f"this process is one of {comm.launcher_size()} started by mpiexec; add "
+            "--distributed to train data-parallel (without it every process trains alone)"
+        )
+    return _run(args)
+
+
+def _run(args) -> int:
     meta = _common.read_meta(args.resume) if args.resume else {}
     if args.resume and not Path(args.resume).is_file():
         raise CLIError(f"no checkpoint at {args.resume!r}")
     settings = _settings(args, meta)
+    if args.report:
+        from slidenet.cli import report
+
+        report.require_viz()  # fail before training, not after it
     if args.resume:
         name, model, data = _resumed_model(args, settings, meta)
     else:
@@ -225,8 +254,18 @@ def run(args) -> int:
         "train": {**settings, "image_size": list(data.input_shape[:2])},
     }
     epochs, done = settings["epochs"], model.epoch
+    saver = EpochCheckpoint(checkpoint, run_meta)
+    fit_args = {"x": data.x_train, "y": data.y_train, "batch_size": settings["batch_size"]}
+    fit_args.update(verbose=args.verbose, validation_split=settings["validation_split"])
+    callbacks, parallel = [], None
+    if getattr(args, "distributed", False):
+        from slidenet.distributed.cli_support import distribute
+
+        fit_args, callbacks, parallel = distribute(model, fit_args, saver)
     opt = model.optimizer
     print(f"{name} ({model.count_params():,} parameters) on {data.describe()}", flush=True)
+    if parallel and done < epochs:
+        print(parallel, flush=True)
     if done < epochs:
         print(
             f"{type(opt).__name__} learning rate {opt.learning_rate:g}, batch size "
@@ -234,32 +273,28 @@ def run(args) -> int:
             flush=True,
         )
     prior = dict(model.history.history) if (args.resume and model.history) else {}
-    saver = EpochCheckpoint(checkpoint, run_meta, prior)
     if done >= epochs:
         note(f"the checkpoint has {done} epochs already; give --epochs > {done} to train more")
     else:
         interrupted = False
         try:
-            model.fit(
-                data.x_train,
-                data.y_train,
-                batch_size=settings["batch_size"],
-                epochs=epochs,
-                verbose=args.verbose,
-                callbacks=[saver],
-                validation_split=settings["validation_split"],
-                initial_epoch=done,
-            )
+            model.fit(**fit_args, epochs=epochs, callbacks=[*callbacks, saver], initial_epoch=done)
         except KeyboardInterrupt:
             interrupted = True
         if interrupted:  # outside the handler: fit's frames and its progress bar are gone
             return _interrupted(args, saver, model)
     if done < epochs and out != checkpoint:
         saver.save(out)
+    if not saver.write:  # distributed: rank 0 evaluates and reports
+        return 0
     loss, accuracy = _test_scores(model, data)
     print(f"test: loss {loss:.4f} - accuracy {accuracy:.4f} ({len(data.x_test):,} images)")
     if done < epochs:
         print(f"saved {out}")
+    if args.report:
+        history = report.merged_history(prior, model, trained=done < epochs)
+        report.write(model, data, args.report, meta=run_meta, history=history)
+        print(f"report: {args.report}")
     q = shlex.quote
     print(
         f"next: slidenet evaluate {q(str(out))} --dataset {q(settings['dataset'])}   |   "

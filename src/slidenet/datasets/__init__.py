@@ -8,8 +8,10 @@ Each module has ``load_data(...) -> ((x_train, y_train), (x_test, y_test))``.
 * :mod:`.xo`: generated X-versus-O images with shifts and distortions (shift invariance).
 * :mod:`.keyword`: generated 1D signals with or without a keyword pattern (Conv1D, scanning).
 * :mod:`.utils`: ``read_idx``/``write_idx`` for IDX files, ``download``, and the error classes.
+* :func:`shard`: one process's share of a data set for data-parallel training.
 """
 
 from . import fashion_mnist, keyword, mnist, mnist_sample, utils, xo
+from .sharding import shard
 
-__all__ = ["fashion_mnist", "keyword", "mnist", "mnist_sample", "utils", "xo"]
+__all__ = ["fashion_mnist", "keyword", "mnist", "mnist_sample", "shard", "utils", "xo"]

@@ -101,6 +101,7 @@ def correlate2d(image, kernel, mode: str = "same", boundary: str = "zero") -> np
         ValueError: wrong ranks, empty arrays, NaN or Inf, an unknown mode or boundary, or a kernel
             that does not fit the image in mode "valid".
         TypeError: a complex, string or object array.
+        FloatingPointError: finite inputs so large that the sums overflow the dtype.
 
     Example:
         >>> x = np.arange(16.0).reshape(4, 4)
@@ -111,7 +112,7 @@ def correlate2d(image, kernel, mode: str = "same", boundary: str = "zero") -> np
     """
     x, out_dtype = _check_array("correlate2d", image, "image", (2, 3), "(H, W) or (H, W, C)")
     k = _check_kernel("correlate2d", kernel, 2, x.dtype)
-    return _filter("correlate2d", x, k, mode, boundary, flip=False).astype(out_dtype, copy=False)
+    return _cast("correlate2d", _filter("correlate2d", x, k, mode, boundary, False), out_dtype)
 
 
 def convolve2d(image, kernel, mode: str = "same", boundary: str = "zero") -> np.ndarray:
@@ -152,7 +153,7 @@ def convolve2d(image, kernel, mode: str = "same", boundary: str = "zero") -> np.
     """
     x, out_dtype = _check_array("convolve2d", image, "image", (2, 3), "(H, W) or (H, W, C)")
     k = _check_kernel("convolve2d", kernel, 2, x.dtype)
-    return _filter("convolve2d", x, k, mode, boundary, flip=True).astype(out_dtype, copy=False)
+    return _cast("convolve2d", _filter("convolve2d", x, k, mode, boundary, True), out_dtype)
 
 
 def correlate1d(signal, kernel, mode: str = "same", boundary: str = "zero") -> np.ndarray:
@@ -182,7 +183,7 @@ def correlate1d(signal, kernel, mode: str = "same", boundary: str = "zero") -> n
     s, out_dtype = _check_array("correlate1d", signal, "signal", (1, 2), "(L,) or (L, C)")
     k = _check_kernel("correlate1d", kernel, 1, s.dtype)
     y = _filter("correlate1d", s[:, None], k[:, None], mode, boundary, flip=False)
-    return y[:, 0].astype(out_dtype, copy=False)
+    return _cast("correlate1d", y[:, 0], out_dtype)
 
 
 def convolve1d(signal, kernel, mode: str = "same", boundary: str = "zero") -> np.ndarray:
@@ -208,7 +209,7 @@ def convolve1d(signal, kernel, mode: str = "same", boundary: str = "zero") -> np
     s, out_dtype = _check_array("convolve1d", signal, "signal", (1, 2), "(L,) or (L, C)")
     k = _check_kernel("convolve1d", kernel, 1, s.dtype)
     y = _filter("convolve1d", s[:, None], k[:, None], mode, boundary, flip=True)
-    return y[:, 0].astype(out_dtype, copy=False)
+    return _cast("convolve1d", y[:, 0], out_dtype)
 
 
 def _filter(who: str, x: np.ndarray, k: np.ndarray, mode, boundary, flip: bool) -> np.ndarray:
@@ -227,11 +228,31 @@ def _filter(who: str, x: np.ndarray, k: np.ndarray, mode, boundary, flip: bool) 
     xp = np.pad(x, pads, mode=pad_mode)
     Ho, Wo = xp.shape[0] - Fh + 1, xp.shape[1] - Fw + 1
     y = np.zeros((Ho, Wo) + x.shape[2:], dtype=x.dtype)
-    for u in range(Fh):
-        for v in range(Fw):
-            if k[u, v] != 0:  # skipping a zero weight is exact: the inputs are finite
-                y += k[u, v] * xp[u : u + Ho, v : v + Wo]
+    with np.errstate(over="ignore", invalid="ignore"):  # reported below, once
+        for u in range(Fh):
+            for v in range(Fw):
+                if k[u, v] != 0:  # skipping a zero weight is exact: the inputs are finite
+                    y += k[u, v] * xp[u : u + Ho, v : v + Wo]
+    if not np.isfinite(y).all():
+        raise FloatingPointError(
+            f"{who}: the result overflowed {x.dtype} (image values up to {np.abs(x).max():.3g}, "
+            f"kernel weights up to {np.abs(k).max():.3g}); scale the image or the kernel down."
+        )
     return y
+
+
+def _cast(who: str, y: np.ndarray, out_dtype) -> np.ndarray:
+    """``y`` in the output dtype; float16 results beyond its range are an error, not inf."""
+    if out_dtype == y.dtype:
+        return y
+    with np.errstate(over="ignore"):
+        out = y.astype(out_dtype)
+    if not np.isfinite(out).all():
+        raise FloatingPointError(
+            f"{who}: the result (up to {np.abs(y).max():.3g}) does not fit {out_dtype}; pass the "
+            "image as float32."
+        )
+    return out
 
 
 def _padding(F: int, mode: str, flip: bool) -> tuple[int, int]:

@@ -66,8 +66,11 @@ def gaussian(size: int, sigma: float) -> np.ndarray:
             f"gaussian: sigma must be a positive, finite number of pixels, got {sigma!r}. "
             "Use gaussian(size, sigma=1.0) for a mild blur."
         )
-    d = np.arange(size) - (size - 1) / 2.0
-    g1 = np.exp(-(d**2) / (2.0 * float(sigma) ** 2))
+    d2 = (np.arange(size) - (size - 1) / 2.0) ** 2
+    # relative to the centre's distance and without sigma**2, so that any finite sigma > 0 works
+    # (1e-300 gives the centre pixel, 1e300 the box): the shift cancels in the normalisation
+    with np.errstate(over="ignore"):
+        g1 = np.exp(-((d2 - d2.min()) / float(sigma) / float(sigma)) / 2.0)
     g = np.outer(g1, g1)  # the 2D Gaussian is separable: g(u, v) = g1(u) * g1(v)
     return g / g.sum()
 

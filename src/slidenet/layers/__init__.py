@@ -29,6 +29,7 @@ from slidenet.layers.pooling import (
     MaxPooling2D,
     SumPooling2D,
 )
+from slidenet.layers.residual import ResidualBlock
 
 # Keras' aliases
 Convolution2D, Convolution1D = Conv2D, Conv1D
@@ -63,6 +64,7 @@ LAYER_CLASSES = {
         GlobalAveragePooling2D,
         GlobalMaxPooling1D,
         GlobalAveragePooling1D,
+        ResidualBlock,
     )
 }
 

@@ -10,6 +10,7 @@ parameter gradients in ``layer.grads``, aligned with ``layer.weights``.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import defaultdict
 
@@ -40,6 +41,82 @@ def unique_name(prefix: str) -> str:
     return prefix if count == 0 else f"{prefix}_{count}"
 
 
+def example_shape(shape, what: str) -> tuple[int, ...]:
+    """The shape of one example as a tuple of positive ints, or a ValueError naming ``what``.
+
+    An example needs at least one axis and no axis of size 0 (a batch may be empty, an example may
+    not).
+    """
+    try:
+        items = tuple(shape)
+    except TypeError:
+        items = None
+    if not items or any(isinstance(s, bool) or not isinstance(s, int | np.integer) for s in items):
+        raise ValueError(
+            f"{what} must be one example's shape, a tuple of positive ints such as (28, 28, 1) "
+            f"(no batch axis), got {shape!r}."
+        )
+    if min(items) < 1:
+        raise ValueError(
+            f"{what} {fmt_shape(items)} has an axis of size {min(items)}; every axis of an "
+            "example needs size >= 1 (only the batch may be empty)."
+        )
+    return tuple(int(s) for s in items)
+
+
+def batch_array(x, who: str) -> np.ndarray:
+    """``x`` as a numeric array with a batch axis (N, ...), or a TypeError/ValueError naming
+    ``who``. Bool and integer arrays are accepted (the layer casts them to its dtype)."""
+    try:
+        x = np.asarray(x)
+    except ValueError:  # ragged nested lists
+        raise ValueError(
+            f"{who}: x is not a rectangular array: its rows have different lengths."
+        ) from None
+    if x.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{who}: x has dtype {x.dtype}; expected real numbers (float, integer or bool). "
+            "Convert it with x.astype('float32')."
+        )
+    if x.ndim < 2:
+        raise ValueError(
+            f"{who} expects a batch of examples shaped (N, ...), got an array of shape "
+            f"{fmt_shape(x.shape)}. Add the batch axis, e.g. x[None]."
+        )
+    return x
+
+
+def _recording_forward(forward):
+    @functools.wraps(forward)
+    def wrapper(self, x, *args, **kwargs):
+        self._batch = x.shape[0]
+        return forward(self, x, *args, **kwargs)
+
+    return wrapper
+
+
+def _checked_backward(backward):
+    @functools.wraps(backward)
+    def wrapper(self, dy, *args, **kwargs):
+        if getattr(self, "_batch", None) is None:
+            raise RuntimeError(
+                f"{self.label}: backward() needs a forward pass first; call the layer on a batch."
+            )
+        dy = np.asarray(dy)
+        want = (self._batch, *self._out)
+        if dy.dtype.kind not in "biuf" or dy.shape != want:
+            raise ValueError(
+                f"{self.label}: dy must be shaped like the last output {fmt_shape(want)} with real "
+                f"numbers, got {fmt_shape(dy.shape)} of dtype {dy.dtype}."
+            )
+        if self._batch == 0:  # an empty batch: nothing flowed forward, nothing flows back
+            self.grads = [None if "moving_" in n else np.zeros_like(w) for n, w in self._named()]
+            return np.zeros((0, *self._in), dy.dtype)
+        return backward(self, dy, *args, **kwargs)
+
+    return wrapper
+
+
 class Layer:
     """Base class of all layers.
 
@@ -52,6 +129,15 @@ class Layer:
 
     weight_names: tuple[str, ...] = ()
 
+    def __init_subclass__(cls, **kwargs):
+        """Every subclass's forward records the batch size and its backward checks dy against it
+        (a wrong dy gets a message naming the layer, not a NumPy broadcasting error)."""
+        super().__init_subclass__(**kwargs)
+        if "forward" in cls.__dict__:
+            cls.forward = _recording_forward(cls.__dict__["forward"])
+        if "backward" in cls.__dict__:
+            cls.backward = _checked_backward(cls.__dict__["backward"])
+
     def __init__(self, name=None, input_shape=None, dtype="float32", trainable=True, **kwargs):
         if "input_dim" in kwargs:
             input_shape = (kwargs.pop("input_dim"),)
@@ -60,7 +146,9 @@ class Layer:
             bad = ", ".join(sorted(kwargs))
             raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s): {bad}.")
         self.name = name or unique_name(_snake(type(self).__name__))
-        self.input_shape_arg = None if input_shape is None else tuple(int(s) for s in input_shape)
+        self.input_shape_arg = None
+        if input_shape is not None:
+            self.input_shape_arg = example_shape(input_shape, f"{self.label}: input_shape")
         self.dtype = np.dtype(dtype)
         self.trainable = bool(trainable)
         self.built = False
@@ -88,7 +176,7 @@ class Layer:
 
     def build(self, input_shape) -> None:
         """Check the layer fits ``input_shape`` (one example), create weights, set output shape."""
-        input_shape = tuple(int(s) for s in input_shape)
+        input_shape = example_shape(input_shape, f"{self.label}: input shape")
         self._out = tuple(self.compute_output_shape(input_shape))
         self._in = input_shape
         self.built = True
@@ -102,7 +190,7 @@ class Layer:
 
     # ----- running -------------------------------------------------------------------------
     def __call__(self, x, training=False):
-        x = np.asarray(x)
+        x = batch_array(x, self.label)
         if not self.built:
             self.build(x.shape[1:])
         elif tuple(x.shape[1:]) != self._in:
@@ -112,6 +200,9 @@ class Layer:
             )
         if x.dtype != self.dtype:
             x = x.astype(self.dtype)
+        if x.shape[0] == 0:  # a batch of 0 examples gives 0 outputs, as in Keras
+            self._batch = 0
+            return np.zeros((0, *self._out), self.dtype)
         return self.forward(x, training)
 
     def forward(self, x, training=False):
@@ -126,6 +217,9 @@ class Layer:
     @property
     def weights(self) -> list[np.ndarray]:
         return [getattr(self, n) for n in self.weight_names] if self.built else []
+
+    def _named(self):
+        return list(zip(self.weight_names, self.weights, strict=True))
 
     def get_weights(self) -> list[np.ndarray]:
         """Copies of the parameters, in ``weight_names`` order."""

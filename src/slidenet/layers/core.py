@@ -105,7 +105,7 @@ class Flatten(Layer):
         return (int(np.prod(input_shape)),)
 
     def forward(self, x, training=False):
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], *self._out)  # not -1: a batch of 0 examples is fine
 
     def backward(self, dy):
         self.grads = []

@@ -13,11 +13,18 @@ class BatchNormalization(Layer):
     inference.
 
     Weights: gamma, beta, moving_mean, moving_variance (D,) each (Keras' order); only gamma and beta
-    are trained. Running statistics follow Keras: moving = momentum * moving + (1 - momentum) *
-    batch,
-    with the batch's biased variance. (PyTorch's momentum is 1 - this one and its running variance
-    is
-    unbiased.)
+    are trained. Running statistics follow Keras: after each training batch,
+
+        moving_mean     = momentum * moving_mean     + (1 - momentum) * mean(batch)
+        moving_variance = momentum * moving_variance + (1 - momentum) * var(batch)
+
+    with var the batch's *biased* variance (divided by n, the values per channel), the same one
+    that normalises the batch. PyTorch's ``momentum`` is 1 - this one (Keras' 0.99 is torch's 0.01)
+    and its running variance uses the unbiased variance (divided by n - 1), so after a step from v0
+    torch's running variance exceeds this one by (1 - momentum) * var / (n - 1). Defaults are
+    Keras' (momentum=0.99, epsilon=1e-3), not torch's (0.1, i.e. 0.9 here, and 1e-5).
+    tests/layers/test_batchnorm_torch.py checks both modes and the statistics against
+    torch.nn.BatchNorm2d.
     """
 
     weight_names = ("gamma", "beta", "moving_mean", "moving_variance")

@@ -6,15 +6,24 @@ Layout of the zip::
     weights/0000.npy ...   every layer's weights, in model.get_weights() order
     optimizer/0000.npy ... optimizer state (e.g. Adam's m and v), in optimizer.variables() order
 
-Arrays are read with ``allow_pickle=False``, so a file can hold data but never code. The file is
-written to a temporary name in the same folder and moved into place with ``os.replace``: a crash
-leaves either the old file or the new one, never half of one.
+The file is written to a temporary name in the same folder, flushed to disk, and moved into place
+with ``os.replace``: a crash leaves either the old file or the new one, never half of one.
+
+Reading treats the file as untrusted bytes. Before anything is allocated or parsed, every zip member
+is checked: at most ``MAX_MEMBERS`` members, names without absolute paths, ``..``, backslashes or
+duplicates, no encryption, stored or deflated only, at most ``MAX_ARRAY_BYTES`` per member and
+``MAX_TOTAL_BYTES`` in all (zip bombs). Each ``.npy`` header is read by itself first: an object
+dtype (which would need unpickling), a non-numeric dtype, or a declared shape over
+``MAX_ARRAY_BYTES`` or larger than the data the member holds is refused; only then is the array
+read, with ``np.load(..., allow_pickle=False)``. So a file can hold data but never code.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import math
+import re
 import zipfile
 import zlib
 from pathlib import Path
@@ -29,9 +38,16 @@ from slidenet.utils.random import generator_from_state, generator_state
 FORMAT = "slidenet-model"
 VERSION = 1
 
+#: Limits for reading a file: members in the zip, bytes of one array, bytes of all members
+#: (uncompressed) and bytes of a JSON member.
+MAX_MEMBERS = 10_000
+MAX_ARRAY_BYTES = 2 * 1024**3
+MAX_TOTAL_BYTES = 4 * 1024**3
+MAX_JSON_BYTES = 64 * 1024**2
+
 
 class ModelFileError(ValueError):
-    """A model file that cannot be read: truncated, corrupt, or not a slidenet model."""
+    """A model file that cannot be read: truncated, corrupt, unsafe, or not a slidenet model."""
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
@@ -42,6 +58,7 @@ def _npy_bytes(array: np.ndarray) -> bytes:
 
 def model_state(model) -> tuple[dict, list[np.ndarray], list[np.ndarray]]:
     """(header dict, weights, optimizer arrays) describing everything a model file holds."""
+    history = file_history(model)
     header = {
         "format": FORMAT,
         "version": VERSION,
@@ -55,7 +72,7 @@ def model_state(model) -> tuple[dict, list[np.ndarray], list[np.ndarray]]:
                 for layer in model.layers
                 if getattr(layer, "rng", None) is not None
             },
-            "history": None if model.history is None else model.history.history,
+            "history": history or None,
         },
     }
     opt_arrays = []
@@ -70,8 +87,24 @@ def model_state(model) -> tuple[dict, list[np.ndarray], list[np.ndarray]]:
     return header, model.get_weights(), opt_arrays
 
 
+def file_history(model) -> dict:
+    """Every epoch's logs, for the file: those of earlier fit calls that this one continues
+    (``fit(..., initial_epoch=k)`` keeps their first k epochs) followed by this fit's."""
+    prior = getattr(model, "_prior_history", None) or {}
+    current = model.history.history if model.history is not None else {}
+    keys = list(dict.fromkeys([*prior, *current]))
+    return {k: [*prior.get(k, []), *current.get(k, [])] for k in keys}
+
+
 def save_model(model, path) -> None:
-    """Save ``model`` to ``path`` (see the module docstring for the layout)."""
+    """Save ``model`` to ``path`` (see the module docstring for the layout).
+
+    Raises:
+        ValueError: the model is not built.
+        OSError (the subclass of the cause): the file cannot be written, e.g. the folder is
+            missing or the disk is full; the message names ``path`` and an existing file there
+            is left unchanged.
+    """
     if not model.built:
         raise ValueError(f"save: model '{model.name}' is not built; give it an input shape first.")
     header, weights, opt_arrays = model_state(model)
@@ -88,18 +121,140 @@ def save_model(model, path) -> None:
     atomic_write(path, write)
 
 
-def _read_array(zf, name, path) -> np.ndarray:
+# ----- reading untrusted files ----------------------------------------------------------------
+def _gib(n: int) -> str:
+    """A byte count for messages: '4 GiB', '64 MiB', '1,234 bytes'."""
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2)):
+        if n >= scale:
+            return f"{n / scale:.4g} {unit}"
+    return f"{n:,} bytes"
+
+
+def _name_problem(name: str) -> str | None:
+    """Why a member name is unsafe, or None."""
+    if not name:
+        return "an empty name"
+    if "\x00" in name:
+        return "a NUL character in its name"
+    if "\\" in name:
+        return "a backslash in its name"
+    if name.startswith("/") or re.match(r"[A-Za-z]:", name):
+        return "an absolute path"
+    if ".." in name.split("/"):
+        return "a '..' path component"
+    return None
+
+
+def _check_members(zf: zipfile.ZipFile, path) -> None:
+    """Refuse unsafe or oversized members before anything is read (see the module docstring)."""
+    infos = zf.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise ModelFileError(
+            f"load_model: '{path}' has {len(infos):,} zip members; a model file has at most "
+            f"{MAX_MEMBERS:,}. Refused."
+        )
+    seen, total = set(), 0
+    for info in infos:
+        shown = repr(info.orig_filename)[:120]
+        problem = _name_problem(info.orig_filename) or _name_problem(info.filename)
+        if problem is None and info.filename in seen:
+            problem = "the same name as another member"
+        if problem is None and info.flag_bits & 0x1:
+            problem = "encryption"
+        if problem is None and info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            problem = f"compression method {info.compress_type} (only stored or deflated are read)"
+        if problem is not None:
+            raise ModelFileError(
+                f"load_model: '{path}': zip member {shown} has {problem}. Refused."
+            )
+        seen.add(info.filename)
+        limit = MAX_JSON_BYTES if info.filename.endswith(".json") else MAX_ARRAY_BYTES + 65536
+        if info.file_size > limit:
+            raise ModelFileError(
+                f"load_model: '{path}': zip member {shown} unpacks to {_gib(info.file_size)}, over "
+                f"the limit of {_gib(limit)}. Refused."
+            )
+        total += info.file_size
+        if total > MAX_TOTAL_BYTES:
+            raise ModelFileError(
+                f"load_model: '{path}': the zip members unpack to more than "
+                f"{_gib(MAX_TOTAL_BYTES)} in all (a zip bomb?). Refused."
+            )
+
+
+def _read_member(zf, name, path) -> bytes:
     try:
-        data = zf.read(name)
-        return np.load(io.BytesIO(data), allow_pickle=False)
+        return zf.read(name)
     except KeyError:
         raise ModelFileError(
             f"load_model: '{path}' is missing {name}; the file is incomplete."
         ) from None
-    except ValueError as e:
-        raise ModelFileError(f"load_model: '{path}': {name} is not a plain array ({e}).") from None
-    except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as e:
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as e:
         raise ModelFileError(f"load_model: '{path}': {name} is corrupt ({e}).") from None
+
+
+def check_npy_header(data: bytes, name, path) -> None:
+    """Refuse a .npy member whose header declares objects, non-numbers, or too many bytes.
+
+    Only the header is parsed (``numpy.lib.format``), so nothing is allocated for the data.
+    """
+    fp = io.BytesIO(data)
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(fp)
+        if version == (1, 0):
+            shape, fortran_order, dtype = fmt.read_array_header_1_0(fp)
+        elif version == (2, 0):
+            shape, fortran_order, dtype = fmt.read_array_header_2_0(fp)
+        else:
+            raise ValueError(f".npy format version {version[0]}.{version[1]} is not read here")
+    except (ValueError, TypeError, SyntaxError, EOFError, OverflowError, MemoryError) as e:
+        raise ModelFileError(
+            f"load_model: '{path}': {name} is not a plain .npy array ({e})."
+        ) from None
+    if dtype.hasobject:
+        raise ModelFileError(
+            f"load_model: '{path}': {name} is not a plain array: it holds Python objects "
+            f"(dtype {dtype}), which only unpickling could read. Refused: model files never "
+            "run code."
+        )
+    if dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None:
+        raise ModelFileError(
+            f"load_model: '{path}': {name} is not a plain array of numbers (dtype {dtype})."
+        )
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > MAX_ARRAY_BYTES:
+        raise ModelFileError(
+            f"load_model: '{path}': {name} declares shape {tuple(shape)} of {dtype}, "
+            f"{_gib(nbytes)}, over the limit of {_gib(MAX_ARRAY_BYTES)} per array. Refused."
+        )
+    held = len(data) - fp.tell()
+    if held != nbytes:
+        raise ModelFileError(
+            f"load_model: '{path}': {name} declares shape {tuple(shape)} of {dtype} "
+            f"({nbytes:,} bytes) but holds {held:,} bytes of data; the file is corrupt."
+        )
+
+
+def _read_array(zf, name, path) -> np.ndarray:
+    data = _read_member(zf, name, path)
+    check_npy_header(data, name, path)
+    try:
+        return np.load(io.BytesIO(data), allow_pickle=False)  # never unpickles
+    except (ValueError, OSError, EOFError) as e:
+        raise ModelFileError(f"load_model: '{path}': {name} is not a plain array ({e}).") from None
+
+
+def _count(header, key, path, limit=MAX_MEMBERS) -> int:
+    """header[key] as an int in [0, limit] (no limit when None), else a ModelFileError."""
+    n = header.get(key)
+    top = 2**62 if limit is None else limit
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= top:
+        raise ModelFileError(
+            f"load_model: '{path}': slidenet.json has {key}={n!r}; expected a count from 0 to "
+            f"{top}. The file is corrupt."
+        )
+    return n
 
 
 def read_model_file(path):
@@ -109,95 +264,166 @@ def read_model_file(path):
         raise FileNotFoundError(f"load_model: no such file: '{path}'.")
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as e:
+    except OSError as e:
+        raise type(e)(e.errno, f"load_model: cannot read '{path}': {e.strerror or e}") from None
+    except Exception as e:  # any failure to parse the container: not a zip we can read
         raise ModelFileError(
             f"load_model: '{path}' is not a slidenet model file (not a valid zip: {e}); it may be "
             "truncated or corrupt."
         ) from None
     with zf:
+        if "slidenet.json" not in zf.NameToInfo:
+            raise ModelFileError(f"load_model: '{path}' has no slidenet.json; not a model file.")
+        _check_members(zf, path)
         try:
-            header = json.loads(zf.read("slidenet.json"))
-        except KeyError:
-            raise ModelFileError(
-                f"load_model: '{path}' has no slidenet.json; not a model file."
-            ) from None
-        except (ValueError, zipfile.BadZipFile, zlib.error, OSError, EOFError) as e:
+            header = json.loads(_read_member(zf, "slidenet.json", path))
+        except (ValueError, RecursionError) as e:
             raise ModelFileError(f"load_model: '{path}': slidenet.json is corrupt ({e}).") from None
         if not isinstance(header, dict) or header.get("format") != FORMAT:
             raise ModelFileError(f"load_model: '{path}' is not a slidenet model file.")
-        if header.get("version") != VERSION:
+        version = header.get("version")
+        if version != VERSION or isinstance(version, bool):
+            newer = isinstance(version, int) and not isinstance(version, bool) and version > VERSION
             raise ModelFileError(
-                f"load_model: '{path}' has format version {header.get('version')!r}; this slidenet "
-                f"reads version {VERSION}. Upgrade slidenet to read it."
+                f"load_model: '{path}' has format version {version!r}; this slidenet reads "
+                f"version {VERSION}."
+                + (" Upgrade slidenet to read it." if newer else " The file is corrupt.")
             )
-        weights = [
-            _read_array(zf, f"weights/{i:04d}.npy", path) for i in range(header["n_weights"])
-        ]
-        opt = [
-            _read_array(zf, f"optimizer/{i:04d}.npy", path) for i in range(header["n_optimizer"])
-        ]
+        n_weights, n_opt = _count(header, "n_weights", path), _count(header, "n_optimizer", path)
+        weights = [_read_array(zf, f"weights/{i:04d}.npy", path) for i in range(n_weights)]
+        opt = [_read_array(zf, f"optimizer/{i:04d}.npy", path) for i in range(n_opt)]
     return header, weights, opt
 
 
 def load_model(path):
     """Rebuild a model saved with ``model.save(path)``: architecture, weights, compile settings,
-    optimizer state, epoch counter and random-generator state.
+    optimizer state, epoch counter, random-generator states and history.
+
+    The file is treated as untrusted input (see the module docstring): nothing in it is unpickled
+    or executed, and oversized or malformed parts are refused before they are allocated.
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ModelFileError (a ValueError): the file is truncated, corrupt or not a model file.
+        ModelFileError (a ValueError): the file is truncated, corrupt, unsafe or not a model file.
     """
-    from slidenet.layers import LAYER_CLASSES
-    from slidenet.models.sequential import Sequential
-
     header, weights, opt_arrays = read_model_file(path)
     try:
-        config = header["model"]
-        model = Sequential(name=config["name"])
-        if config.get("input_shape") is not None:
-            model._input_shape = tuple(config["input_shape"])
-        for spec in config["layers"]:
-            cls = LAYER_CLASSES.get(spec["class_name"])
-            if cls is None:
-                raise ModelFileError(
-                    f"load_model: '{path}' uses layer type {spec['class_name']!r}, unknown here."
-                )
-            model.add(cls.from_config(spec["config"]))
-        model.build()
-        model.set_weights(weights)
-        training = header["training"]
-        model.epoch = int(training["epoch"])
-        if training["rng"] is not None:
-            model._rng = generator_from_state(training["rng"])
-        for layer in model.layers:
-            state = training["layer_rngs"].get(layer.name)
-            if state is not None:
-                layer.rng = generator_from_state(state)
-        if training.get("history"):
-            from slidenet.callbacks import History
-
-            model.history = History()
-            model.history.history = training["history"]
-        comp = header["compile"]
-        if comp is not None:
-            model.compile(
-                optimizers_mod.deserialize(comp["optimizer"]),
-                losses_mod.deserialize(comp["loss"]),
-                comp["metrics"],
-            )
-            model.optimizer.iterations = int(comp["optimizer_iterations"])
-            model.optimizer.set_variables(
-                opt_arrays, sum(1 for layer in model.layers for g in _trainable_mask(layer) if g)
-            )
+        model = _rebuild(header, weights, opt_arrays, path)
     except ModelFileError:
         raise
-    except (KeyError, TypeError, ValueError) as e:
+    except MemoryError:
+        raise ModelFileError(
+            f"load_model: '{path}' describes a model too large for memory; refused."
+        ) from None
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError, IndexError) as e:
         raise ModelFileError(
             f"load_model: '{path}' holds an invalid model description: {e}"
+        ) from None
+    except RecursionError:
+        raise ModelFileError(
+            f"load_model: '{path}' holds an invalid model description (nested too deeply)."
         ) from None
     return model
 
 
+def _rebuild(header, weights, opt_arrays, path):
+    from slidenet.layers import LAYER_CLASSES
+    from slidenet.models.sequential import Sequential
+
+    config = header["model"]
+    model = Sequential(name=config["name"])
+    if config.get("input_shape") is not None:
+        model._input_shape = tuple(int(s) for s in config["input_shape"])
+    for spec in config["layers"]:
+        cls = LAYER_CLASSES.get(spec["class_name"])
+        if cls is None:
+            raise ModelFileError(
+                f"load_model: '{path}' uses layer type {spec['class_name']!r}, unknown here."
+            )
+        layer = cls.from_config(spec["config"])
+        if layer.dtype.kind != "f":
+            raise ModelFileError(
+                f"load_model: '{path}': layer {layer.name!r} has dtype {layer.dtype}; layers "
+                "compute in float16, float32 or float64."
+            )
+        if not model.layers and model._input_shape is None:
+            shape = layer.input_shape_arg
+        else:
+            shape = model._shape_after(model.layers)
+        _check_size(layer, shape, path)
+        model.add(layer)
+    model.build()
+    shapes = [w.shape for w in model.weights]
+    if shapes != [w.shape for w in weights]:
+        raise ModelFileError(
+            f"load_model: '{path}': the architecture needs weights shaped {shapes[:8]}"
+            f"{'...' if len(shapes) > 8 else ''} but the file holds "
+            f"{[w.shape for w in weights][:8]}; the file is corrupt."
+        )
+    model.set_weights(weights)
+    training = header["training"]
+    model.epoch = _count(training, "epoch", path, limit=None)
+    if training["rng"] is not None:
+        model._rng = generator_from_state(training["rng"])
+    for layer in model.layers:
+        state = training["layer_rngs"].get(layer.name)
+        if state is not None:
+            layer.rng = generator_from_state(state)
+    if training.get("history"):
+        from slidenet.callbacks import History
+
+        model.history = History()
+        model.history.history = {k: list(v) for k, v in dict(training["history"]).items()}
+    comp = header["compile"]
+    if comp is not None:
+        model.compile(
+            optimizers_mod.deserialize(comp["optimizer"]),
+            losses_mod.deserialize(comp["loss"]),
+            comp["metrics"],
+        )
+        model.optimizer.iterations = _count(comp, "optimizer_iterations", path, limit=None)
+        trained = [
+            w
+            for layer in model.layers
+            for w, g in zip(layer.weights, _trainable_mask(layer), strict=True)
+            if g
+        ]
+        wanted = [w.shape for w in trained] * len(model.optimizer.slot_names)
+        if opt_arrays and [a.shape for a in opt_arrays] != wanted:
+            raise ModelFileError(
+                f"load_model: '{path}': the optimizer state holds arrays shaped "
+                f"{[a.shape for a in opt_arrays][:8]} but {type(model.optimizer).__name__} needs "
+                f"{wanted[:8]} for this model; the file is corrupt."
+            )
+        dtypes = [w.dtype for w in trained] * len(model.optimizer.slot_names)
+        opt_arrays = [np.array(a, dtype=d) for a, d in zip(opt_arrays, dtypes, strict=True)]
+        model.optimizer.set_variables(opt_arrays, len(trained))
+    return model
+
+
+def _check_size(layer, shape, path) -> None:
+    """Refuse, before its weights are allocated, a layer whose weights or per-example outputs
+    would exceed MAX_ARRAY_BYTES (a file can declare Dense(10**12) in a few bytes)."""
+    if shape is None:
+        return
+    shape = tuple(int(s) for s in shape)
+    width = int(getattr(layer, "units", 0) or getattr(layer, "filters", 0) or 0)
+    kernel = math.prod(int(k) for k in np.atleast_1d(getattr(layer, "kernel_size", 1)))
+    depth = shape[-1] if shape else 1
+    params = kernel * (depth + width) * width + 4 * (depth + width)  # an upper estimate
+    out = math.prod(layer.compute_output_shape(shape))
+    for what, n in (("weights", params), ("outputs per example", out)):
+        if n * layer.dtype.itemsize > MAX_ARRAY_BYTES:
+            raise ModelFileError(
+                f"load_model: '{path}': layer {layer.name!r} would need about "
+                f"{_gib(n * layer.dtype.itemsize)} of {what}, over the limit of "
+                f"{_gib(MAX_ARRAY_BYTES)}; refused before allocating."
+            )
+
+
 def _trainable_mask(layer):
     """Which of a layer's weights the optimizer updates (BatchNorm's moving statistics are not)."""
-    return [layer.trainable and not n.startswith("moving_") for n in layer.weight_names]
+    return [
+        layer.trainable and not n.rpartition("/")[2].startswith("moving_")  # 'bn1/moving_mean'
+        for n in layer.weight_names
+    ]

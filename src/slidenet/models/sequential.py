@@ -149,11 +149,25 @@ class Sequential(TrainingMixin):
 
         (print_fn or print)(summary_text(self, line_length))
 
+    def to_fully_convolutional(self, input_shape=None):
+        """This classifier with its Flatten + Dense head as convolutions, built for a canvas of
+        ``input_shape`` (H, W, C): one pass gives the class scores of every window, (Ho, Wo, K).
+        See :mod:`slidenet.models.fully_convolutional`."""
+        from slidenet.models.fully_convolutional import to_fully_convolutional
+
+        return to_fully_convolutional(self, input_shape)
+
     def save(self, filepath) -> None:
         """Write architecture, weights, compile settings, optimizer and RNG state to one file."""
         from slidenet.models.saving import save_model
 
         save_model(self, filepath)
+
+    def export_onnx(self, path, opset=17) -> None:
+        """Write the model as ONNX (NHWC input and output); see slidenet.interop.export_onnx."""
+        from slidenet.interop.onnx_export import export_onnx
+
+        export_onnx(self, path, opset=opset)
 
     # ----- one batch -------------------------------------------------------------------------
     def _relu_moves_past_pool(self, i) -> bool:
@@ -171,6 +185,30 @@ class Sequential(TrainingMixin):
         )
 
     def _forward(self, x, training):
+        if len(x) == 0:  # 0 examples in, 0 out, as Keras
+            return np.zeros((0, *self.layers[-1]._out), self.dtype)
+        if not training:  # inference: overflow is reported once, below, naming the layer
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                y = self._forward_layers(x, training)
+            if not np.isfinite(y).all():
+                self._raise_non_finite(x)
+            return y
+        return self._forward_layers(x, training)
+
+    def _raise_non_finite(self, x):
+        """Finite inputs (checked on the way in) gave NaN or Inf: name the first layer to blame."""
+        with np.errstate(all="ignore"):
+            for layer in self.layers:
+                x = layer(x)
+                if not np.isfinite(x).all():
+                    break
+        raise FloatingPointError(
+            f"Model '{self.name}': the output of {layer.label} holds NaN or Inf although the input "
+            f"is finite: values overflowed {self.dtype}. Scale the inputs (e.g. x / 255) or check "
+            "the weights."
+        )
+
+    def _forward_layers(self, x, training):
         self._moved_relu = {}  # index of a max pool -> mask of the ReLU applied after it
         moved = False
         for i, layer in enumerate(self.layers):
@@ -202,7 +240,7 @@ class Sequential(TrainingMixin):
         return grad
 
     def __call__(self, x, training=False):
-        return self._forward(self._prepare_x(x, "call"), training=training)
+        return self._forward(self._prepare_x(x, "call", empty_ok=True), training=training)
 
     def get_config(self) -> dict:
         return {

@@ -13,6 +13,7 @@ from slidenet.layers.base import ActivationMixin
 from slidenet.layers.convolutional import Conv1D, Conv2D
 from slidenet.layers.core import Dense
 from slidenet.layers.pooling import _Pooling1D, _Pooling2D
+from slidenet.layers.residual import ResidualBlock
 from slidenet.ops.shapes import effective_size, is_tiled, window_math
 
 
@@ -40,6 +41,8 @@ def _window_params(layer):
 
 def layer_details(layer, field, jump):
     """Detail lines for one layer and the receptive field / jump after it (per spatial axis)."""
+    if isinstance(layer, ResidualBlock):
+        return _residual_details(layer, field, jump)
     if not isinstance(layer, Conv2D | _Pooling2D):
         return [], field, jump
     kernel, strides, dil, pads = _window_params(layer)
@@ -74,6 +77,29 @@ def layer_details(layer, field, jump):
             f"{'x'.join(map(str, sizes))} are never seen. Use padding='same' or another stride."
         )
     return lines, tuple(new_field), tuple(new_jump)
+
+
+def _residual_details(block, field, jump):
+    """One line for a ResidualBlock: its path, receptive field and mult-adds of its convs."""
+    for conv in (block.conv1, block.conv2):
+        field = tuple(
+            r + (f - 1) * j for r, f, j in zip(field, conv.kernel_size, jump, strict=True)
+        )
+        jump = tuple(j * s for j, s in zip(jump, conv.strides, strict=True))
+    convs = [c for c in (block.conv1, block.conv2, block.shortcut_conv) if c is not None]
+    madds = sum(
+        c._out[0] * c._out[1] * c.filters * c.kernel_size[0] * c.kernel_size[1] * c._in[-1]
+        for c in convs
+    )
+    k = "x".join(map(str, block.kernel_size))
+    st = block.strides
+    s = "" if st == (1, 1) else f"/{st[0]}" if st[0] == st[1] else f"/{st[0]}x{st[1]}"
+    short = "identity" if block.shortcut_conv is None else f"1x1{s} conv-BN"
+    lines = [
+        f"   {k}{s} conv-BN-ReLU, {k} conv-BN, + {short} shortcut, ReLU | receptive field "
+        f"{'x'.join(map(str, field))} | {human_count(madds)} mult-adds"
+    ]
+    return lines, field, jump
 
 
 def summary_text(model, line_length=None) -> str:
@@ -114,7 +140,7 @@ def summary_text(model, line_length=None) -> str:
         non_trainable = sum(
             w.size
             for w, name_ in zip(layer.weights, layer.weight_names, strict=True)
-            if name_.startswith("moving_")
+            if name_.rpartition("/")[2].startswith("moving_")
         )
         trainable += (params - non_trainable) if layer.trainable else 0
         if i < len(model.layers) - 1:

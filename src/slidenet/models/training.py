@@ -12,8 +12,9 @@ import numpy as np
 from slidenet import losses as losses_mod
 from slidenet import metrics as metrics_mod
 from slidenet import optimizers as optimizers_mod
-from slidenet._validation import as_float_array, fmt_shape
+from slidenet._validation import as_array, as_float_array, fmt_shape
 from slidenet.callbacks import CallbackList, History, ProgressBar
+from slidenet.models.saving import file_history
 from slidenet.utils.random import spawn_generator
 
 
@@ -46,9 +47,15 @@ class TrainingMixin:
             )
 
     # ----- data checks -----------------------------------------------------------------------
-    def _prepare_x(self, x, who) -> np.ndarray:
-        x = as_float_array(x, who, "x")
-        if x.ndim == 0 or x.shape[0] == 0:
+    def _prepare_x(self, x, who, lazy=False, empty_ok=False) -> np.ndarray:
+        """Check x and return it as the model's dtype; with ``lazy`` an ndarray (a memmap too) is
+        checked in chunks and returned uncast, without copying: take batches with _batch."""
+        if lazy and isinstance(x, np.ndarray) and x.ndim > 0:
+            as_float_array(x[:0], who, "x")  # refuses object, complex, string dtypes
+            _check_finite(x, who)
+        else:
+            x = as_float_array(x, who, "x")
+        if x.ndim == 0 or (x.shape[0] == 0 and not empty_ok):  # predict: 0 in, 0 out (Keras)
             raise ValueError(f"{who}: x is empty (shape {fmt_shape(x.shape)}); nothing to do.")
         if not self.layers:
             raise ValueError(f"{who}: the model has no layers; add some with model.add(...).")
@@ -65,13 +72,17 @@ class TrainingMixin:
                 f"{who}: x has shape {fmt_shape(x.shape)} but the model expects "
                 f"{fmt_shape((None, *want))} (input_shape={fmt_shape(want)})."
             )
-        return x.astype(self.dtype, copy=False)
+        return x if lazy else x.astype(self.dtype, copy=False)
 
-    def _prepare_xy(self, x, y, who):
-        x = self._prepare_x(x, who)
+    def _batch(self, x, index):
+        """x[index] as a plain array of the model's dtype (only this batch is read and cast)."""
+        return np.asarray(x[index], dtype=self.dtype)
+
+    def _prepare_xy(self, x, y, who, lazy=False):
+        x = self._prepare_x(x, who, lazy)
         if y is None:
             raise ValueError(f"{who}: y (the targets) is missing.")
-        y_arr = np.asarray(y)
+        y_arr = as_array(y, who, "y")
         if y_arr.ndim == 0 or len(y_arr) != len(x):
             raise ValueError(
                 f"{who}: x has {len(x)} examples but y has "
@@ -139,7 +150,7 @@ class TrainingMixin:
 
     def predict_on_batch(self, x):
         """Outputs for one batch in inference mode."""
-        return self._forward(self._prepare_x(x, "predict_on_batch"), training=False)
+        return self._forward(self._prepare_x(x, "predict_on_batch", empty_ok=True), training=False)
 
     def _result(self, loss, metrics):
         return [loss, *metrics.values()] if metrics else loss
@@ -172,7 +183,7 @@ class TrainingMixin:
         batch_size = _check_batch_size(batch_size, "fit")
         if not 0 <= validation_split < 1:
             raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split}.")
-        x, y = self._prepare_xy(x, y, "fit")
+        x, y = self._prepare_xy(x, y, "fit", lazy=True)
         if validation_data is None and validation_split:
             n_val = int(len(x) * validation_split)
             if n_val == 0 or n_val == len(x):
@@ -185,11 +196,15 @@ class TrainingMixin:
         if validation_data is not None:
             if not isinstance(validation_data, tuple | list) or len(validation_data) != 2:
                 raise ValueError("fit: validation_data must be a tuple (x_val, y_val).")
-            x_val, y_val = self._prepare_xy(*validation_data, "fit (validation_data)")
+            x_val, y_val = self._prepare_xy(*validation_data, "fit (validation_data)", lazy=True)
         if self._rng is None:
             self._rng = spawn_generator()
         n = len(x)
         steps = math.ceil(n / batch_size)
+        # the file keeps every epoch's logs: those of the run this one continues, then these
+        self._prior_history = (
+            {k: v[:initial_epoch] for k, v in file_history(self).items()} if initial_epoch else {}
+        )
         self.history = History()
         cbs = [self.history, *(callbacks or [])]
         if verbose:
@@ -205,9 +220,10 @@ class TrainingMixin:
                 for batch in range(steps):
                     idx = order[batch * batch_size : (batch + 1) * batch_size]
                     if shuffle:
-                        xb, yb = x[idx], y[idx]
+                        xb, yb = self._batch(x, idx), y[idx]
                     else:
-                        xb, yb = x[idx[0] : idx[-1] + 1], y[idx[0] : idx[-1] + 1]
+                        part = slice(idx[0], idx[-1] + 1)
+                        xb, yb = self._batch(x, part), y[part]
                     cb.on_train_batch_begin(batch)
                     loss, out = self._train_step(xb, yb)
                     if not math.isfinite(loss):
@@ -240,7 +256,8 @@ class TrainingMixin:
     def _evaluate_arrays(self, x, y, batch_size):
         totals = {}
         for start in range(0, len(x), batch_size):
-            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+            part = slice(start, start + batch_size)
+            xb, yb = self._batch(x, part), y[part]
             out = self._forward(xb, training=False)
             loss = self._loss_and_grad(out, yb)[0]
             _accumulate(totals, {"loss": loss, **self._metric_values(yb, out)}, len(xb))
@@ -250,7 +267,7 @@ class TrainingMixin:
         """Mean loss (and metrics) over (x, y) in inference mode: a float, or [loss, *metrics]."""
         self._require_compiled("evaluate")
         batch_size = _check_batch_size(batch_size, "evaluate")
-        x, y = self._prepare_xy(x, y, "evaluate")
+        x, y = self._prepare_xy(x, y, "evaluate", lazy=True)
         logs = self._evaluate_arrays(x, y, batch_size)
         if verbose:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
@@ -258,14 +275,22 @@ class TrainingMixin:
         return values if len(values) > 1 else values[0]
 
     def predict(self, x, batch_size=32, verbose=0):
-        """Outputs for x in inference mode, computed in chunks of ``batch_size`` examples."""
+        """Outputs for x in inference mode, computed in chunks of ``batch_size`` examples.
+
+        Only one chunk of x is read and cast at a time, so x may be a memory-mapped array
+        larger than memory (``np.load(path, mmap_mode="r")``); the result is allocated once.
+        """
         batch_size = _check_batch_size(batch_size, "predict")
-        x = self._prepare_x(x, "predict")
-        chunks = [
-            self._forward(x[start : start + batch_size], training=False)
-            for start in range(0, len(x), batch_size)
-        ]
-        return np.concatenate(chunks, axis=0)
+        x = self._prepare_x(x, "predict", lazy=True, empty_ok=True)
+        out = None
+        for start in range(0, len(x), batch_size):
+            chunk = self._forward(self._batch(x, slice(start, start + batch_size)), training=False)
+            if out is None:
+                out = np.empty((len(x), *chunk.shape[1:]), chunk.dtype)
+            out[start : start + len(chunk)] = chunk
+        if out is None:  # 0 examples (x is uncast here: cast the empty batch too)
+            return self._forward(self._batch(x, slice(0, 0)), training=False)
+        return out
 
 
 def _check_batch_size(batch_size, who):
@@ -278,6 +303,21 @@ def _check_batch_size(batch_size, who):
     ):
         raise ValueError(f"{who}: batch_size must be a positive integer, got {batch_size!r}.")
     return int(batch_size)
+
+
+def _check_finite(x, who, chunk_elements=1 << 22):
+    """as_float_array's NaN / Inf check, done a few MB at a time (x may be a memmap)."""
+    if x.dtype.kind != "f" or x.size == 0:
+        return
+    rows = max(1, chunk_elements // max(1, x.size // len(x)))
+    bad = sum(
+        int(x[s : s + rows].size - np.count_nonzero(np.isfinite(x[s : s + rows])))
+        for s in range(0, len(x), rows)
+    )
+    if bad:
+        raise ValueError(
+            f"{who}: x contains {bad} NaN or Inf value(s); clean or impute them before training."
+        )
 
 
 def _accumulate(totals, values, weight):

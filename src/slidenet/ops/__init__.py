@@ -30,15 +30,27 @@ from slidenet.ops.activations import (
     tanh_backward,
     tanh_forward,
 )
-from slidenet.ops.conv import (
+
+# The plain public ops check their arguments (lists, dtypes, empty windows) before the math.
+from slidenet.ops.checked import (
+    avg_pool1d,
+    avg_pool2d,
     conv1d,
+    conv2d,
+    dense,
+    global_avg_pool,
+    global_max_pool,
+    max_pool1d,
+    max_pool2d,
+    sum_pool2d,
+)
+from slidenet.ops.conv import (
     conv1d_backward,
     conv1d_forward,
-    conv2d,
     conv2d_backward,
     conv2d_forward,
 )
-from slidenet.ops.dense import dense, dense_backward, dense_forward
+from slidenet.ops.dense import dense_backward, dense_forward
 from slidenet.ops.dropout import dropout_backward, dropout_forward
 from slidenet.ops.losses import (
     binary_cross_entropy,
@@ -49,27 +61,20 @@ from slidenet.ops.losses import (
 )
 from slidenet.ops.normalization import batchnorm_backward, batchnorm_forward, batchnorm_inference
 from slidenet.ops.pool import (
-    avg_pool1d,
     avg_pool1d_backward,
     avg_pool1d_forward,
-    avg_pool2d,
     avg_pool2d_backward,
     avg_pool2d_forward,
-    global_avg_pool,
-    global_max_pool,
     global_pool_backward,
     global_pool_forward,
-    max_pool1d,
     max_pool1d_backward,
     max_pool1d_forward,
-    max_pool2d,
     max_pool2d_backward,
     max_pool2d_forward,
     pool1d_backward,
     pool1d_forward,
     pool2d_backward,
     pool2d_forward,
-    sum_pool2d,
     sum_pool2d_backward,
     sum_pool2d_forward,
 )

@@ -15,7 +15,7 @@ import numpy as np
 def relu_forward(x):
     """max(x, 0) elementwise; returns (y, cache) with the cache the mask x > 0."""
     mask = x > 0
-    return x * mask, mask
+    return np.maximum(x, 0, dtype=x.dtype), mask  # not x * mask: relu(-inf) is 0, not NaN
 
 
 def relu_backward(dy, cache):

@@ -127,9 +127,14 @@ def conv_output_length(n, f, stride=1, padding=0, dilation=1) -> int:
     elif isinstance(padding, int) and not isinstance(padding, bool):
         pads = resolve_padding(padding, (n,), (f,), (stride,), (dilation,), "conv_output_length")[0]
     else:
-        pads = resolve_padding(
-            (tuple(padding),), (n,), (f,), (stride,), (dilation,), "conv_output_length"
-        )[0]
+        try:
+            pair = (tuple(padding),)
+        except TypeError:
+            raise ValueError(
+                f"conv_output_length: padding must be an int P, a pair (before, after), 'valid' "
+                f"or 'same', got {padding!r}."
+            ) from None
+        pads = resolve_padding(pair, (n,), (f,), (stride,), (dilation,), "conv_output_length")[0]
     fe = effective_size(f, dilation)
     span = n + pads[0] + pads[1] - fe
     f_text = f"{fe}" if dilation == 1 else f"{fe} (= ({f} - 1)*{dilation} + 1)"

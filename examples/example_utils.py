@@ -1,0 +1,212 @@
+"""Shared plumbing of the example scripts: options, data, the training loop and the final check.
+
+Every example trains with the same recipe (Adam, learning rate decayed by a constant factor per
+epoch, inputs scaled to [0, 1]), prints one line per epoch, the test accuracy and the wall time,
+and exits with status 1 when the test accuracy is below the number the script claims
+(``--min-accuracy``; ``--no-check`` turns the check off for quick runs with ``--limit``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def make_parser(description, *, epochs, batch_size, lr, decay, min_accuracy):
+    """An argument parser with the options every example shares.
+
+    Args:
+        description: what the script trains (shown by --help).
+        epochs, batch_size, lr, decay: the defaults of the full run (the one in the README).
+        min_accuracy: the test accuracy the full run claims; below it the script exits with 1.
+    """
+    parser = argparse.ArgumentParser(
+        description=description,
+        epilog=(
+            "The defaults are the run reported in README.md and examples/RESULTS.md. "
+            "For a quick smoke run: --limit 500 --epochs 1 --no-check."
+        ),
+    )
+    parser.add_argument("--epochs", type=int, default=epochs, help=f"epochs (default {epochs})")
+    parser.add_argument(
+        "--batch-size", type=int, default=batch_size, help=f"batch size (default {batch_size})"
+    )
+    parser.add_argument("--lr", type=float, default=lr, help=f"Adam learning rate (default {lr})")
+    parser.add_argument(
+        "--decay",
+        type=float,
+        default=decay,
+        help=f"learning rate multiplied by this after every epoch (default {decay})",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="use only the first N training and N test examples (quick runs)",
+    )
+    parser.add_argument(
+        "--min-accuracy",
+        type=float,
+        default=min_accuracy,
+        help=f"exit with 1 when the test accuracy is below this (default {min_accuracy})",
+    )
+    parser.add_argument(
+        "--no-check", action="store_true", help="do not check the test accuracy (quick runs)"
+    )
+    parser.add_argument(
+        "--verbose", type=int, default=0, choices=(0, 1, 2), help="fit's progress output (0)"
+    )
+    return parser
+
+
+def add_data_option(parser):
+    """Add ``--data PATH``: where Fashion-MNIST is (see slidenet.datasets.fashion_mnist)."""
+    parser.add_argument(
+        "--data",
+        default=None,
+        help=(
+            "Fashion-MNIST as a Keras-format .npz or a folder of the four IDX files; default: "
+            "the places slidenet.datasets.fashion_mnist.load_data() searches "
+            "(apt-get install dataset-fashion-mnist puts it in /usr/share/datasets/fashion-mnist)"
+        ),
+    )
+
+
+def load_fashion_mnist(args):
+    """Fashion-MNIST as float32 (N, 28, 28, 1) images in [0, 1] and labels, cut by ``--limit``."""
+    from slidenet.datasets import fashion_mnist
+
+    (x_train, y_train), (x_test, y_test) = limit(fashion_mnist.load_data(args.data), args.limit)
+    return (images_01(x_train), y_train), (images_01(x_test), y_test)
+
+
+def limit(data, n):
+    """Keep the first ``n`` training and ``n`` test examples of ``((x, y), (x, y))``."""
+    (x_train, y_train), (x_test, y_test) = data
+    if n is None:
+        return data
+    if n < 1:
+        raise SystemExit(f"--limit must be at least 1, got {n}.")
+    return (x_train[:n], y_train[:n]), (x_test[:n], y_test[:n])
+
+
+def images_01(x):
+    """uint8 images (N, H, W) -> float32 (N, H, W, 1) in [0, 1]."""
+    return (np.asarray(x, dtype=np.float32) / np.float32(255.0))[..., None]
+
+
+def flip_and_shift(max_shift=0):
+    """Augmentation: a random horizontal flip of half the images, then a random shift.
+
+    Returns ``augment(x, rng) -> x`` for images (N, H, W, C); the shift (at most ``max_shift``
+    pixels along each axis, zeros filled in) is one per image.
+    """
+
+    def augment(x, rng):
+        out = x.copy()
+        flip = rng.random(len(x)) < 0.5
+        out[flip] = out[flip, :, ::-1]
+        if max_shift:
+            n, h, w, _ = x.shape
+            s = max_shift
+            padded = np.pad(out, ((0, 0), (s, s), (s, s), (0, 0)))
+            dy = rng.integers(0, 2 * s + 1, n)
+            dx = rng.integers(0, 2 * s + 1, n)
+            for oy in range(2 * s + 1):
+                for ox in range(2 * s + 1):
+                    sel = (dy == oy) & (dx == ox)
+                    out[sel] = padded[sel, oy : oy + h, ox : ox + w]
+        return out
+
+    return augment
+
+
+@dataclass
+class Result:
+    """What :func:`train_and_evaluate` measured."""
+
+    accuracy: float
+    loss: float
+    train_seconds: float
+    epochs: int
+    n_train: int
+    n_test: int
+
+
+def train_and_evaluate(model, data, args, *, loss="sparse_categorical_crossentropy", augment=None):
+    """Compile ``model`` with Adam, train it ``args.epochs`` epochs and evaluate it on the test set.
+
+    The learning rate is ``args.lr * args.decay**epoch``. With ``augment`` (a function
+    ``(x, rng) -> x``) every epoch trains on a freshly augmented copy of the training images. One
+    line per epoch reports the training loss and accuracy, the elapsed time and the test accuracy
+    (for the record only: nothing is selected on it; the claim is the accuracy after the last
+    epoch).
+    """
+    from slidenet.callbacks import LearningRateScheduler
+    from slidenet.optimizers import Adam
+
+    (x_train, y_train), (x_test, y_test) = data
+    model.compile(optimizer=Adam(learning_rate=args.lr), loss=loss, metrics=["accuracy"])
+    schedule = LearningRateScheduler(lambda epoch: args.lr * args.decay**epoch)
+    rng = np.random.default_rng([args.seed, 1])
+    start = time.perf_counter()
+    for epoch in range(args.epochs):
+        x_epoch = augment(x_train, rng) if augment is not None else x_train
+        history = model.fit(
+            x_epoch,
+            y_train,
+            batch_size=args.batch_size,
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            verbose=args.verbose,
+            callbacks=[schedule],
+        )
+        logs = {k: v[-1] for k, v in history.history.items()}
+        elapsed = time.perf_counter() - start
+        test_loss, test_acc = model.evaluate(x_test, y_test, batch_size=500, verbose=0)
+        print(
+            f"epoch {epoch + 1}/{args.epochs}: lr {logs['learning_rate']:.3g} "
+            f"loss {logs['loss']:.4f} acc {logs['accuracy']:.4f} | test acc {test_acc:.4f} "
+            f"| {elapsed:.0f} s",
+            flush=True,
+        )
+    train_seconds = time.perf_counter() - start
+    test_loss, test_acc = model.evaluate(x_test, y_test, batch_size=500, verbose=0)
+    return Result(
+        float(test_acc), float(test_loss), train_seconds, args.epochs, len(x_train), len(x_test)
+    )
+
+
+def report(name, data_name, result, args, total_start):
+    """Print the result line and exit with 1 when the accuracy is below ``args.min_accuracy``."""
+    wall = time.perf_counter() - total_start
+    command = "python " + " ".join([os.path.relpath(sys.argv[0]), *sys.argv[1:]])
+    print(
+        f"\n{name} on {data_name}: test accuracy {100 * result.accuracy:.2f}% "
+        f"({result.n_test:,} test, {result.n_train:,} training examples), "
+        f"{result.epochs} epochs, training {result.train_seconds:.0f} s, wall {wall:.0f} s "
+        f"({os.cpu_count()} CPUs, {platform.machine()}, seed {args.seed})"
+    )
+    print(
+        f"RESULT | {name} | {data_name} | {100 * result.accuracy:.2f}% | {result.epochs} | "
+        f"{wall / 60:.1f} min | `{command}` |",
+        flush=True,
+    )
+    if args.no_check:
+        return 0
+    if result.accuracy < args.min_accuracy:
+        print(
+            f"FAILED: test accuracy {result.accuracy:.4f} is below the claimed "
+            f"{args.min_accuracy:.4f}.",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"OK: test accuracy {result.accuracy:.4f} >= {args.min_accuracy:.4f}.")
+    return 0

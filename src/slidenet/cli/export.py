@@ -1,0 +1,92 @@
+"""``slidenet export``: write a saved model (or a model builder's) as an ONNX file."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from slidenet.cli import _common
+from slidenet.cli._common import CLIError, UsageError
+
+EXAMPLES = """\
+slidenet export cnn.slidenet -o cnn.onnx
+slidenet export cnn.slidenet -o cnn.onnx --verify     # compare with ONNX Runtime
+slidenet export --model lenet5 -o lenet5.onnx --opset 13"""
+
+
+def add_parser(subparsers):
+    p = _common.add_command(
+        subparsers,
+        "export",
+        help="write a model as ONNX, for ONNX Runtime and other frameworks",
+        description=(
+            "Write a saved model file (or a model builder's untrained model, --model) as ONNX. "
+            "The graph takes and returns channels-last arrays (N, H, W, C), the same arrays "
+            "slidenet's predict does. Needs the onnx package (pip install 'slidenet[onnx]'); "
+            "--verify also needs onnxruntime."
+        ),
+        examples=EXAMPLES,
+    )
+    p.add_argument("path", metavar="MODEL", nargs="?", help="a model file")
+    p.add_argument(
+        "--model",
+        metavar="NAME|FILE.py:FUNCTION",
+        help=f"a built-in model ({', '.join(_common.builder_names())}) or a builder function in "
+        "a Python file (this runs that file)",
+    )
+    p.add_argument("-o", "--out", required=True, metavar="FILE.onnx", help="the ONNX file to write")
+    p.add_argument(
+        "--opset",
+        type=_common.positive_int,
+        default=17,
+        help="ONNX opset (13 or later; default 17)",
+    )
+    p.add_argument(
+        "--input-shape", type=_common.shape, metavar="H,W,C", help="input shape for --model"
+    )
+    p.add_argument("--classes", type=_common.positive_int, help="number of classes for --model")
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="run the file in ONNX Runtime on 8 random inputs and print the largest difference",
+    )
+    p.set_defaults(run=run)
+    return p
+
+
+def run(args) -> int:
+    from slidenet.interop.onnx_export import to_onnx
+    from slidenet.utils.files import atomic_write
+
+    if (args.path is None) == (args.model is None):
+        raise UsageError("give either a MODEL file or --model NAME, not both or neither")
+    if args.path is not None:
+        if args.input_shape or args.classes:
+            raise UsageError("--input-shape and --classes go with --model, not a model file")
+        model, _ = _common.load(args.path)
+    else:
+        _, model = _common.build_model(args.model, args.input_shape, args.classes)
+    proto = to_onnx(model, opset=args.opset)
+    data = proto.SerializeToString()
+    atomic_write(args.out, lambda f: f.write(data))
+    shape_in = ", ".join(map(str, model.input_shape[1:]))
+    shape_out = ", ".join(map(str, model.output_shape[1:]))
+    print(
+        f"wrote {args.out}: {len(proto.graph.node)} ONNX nodes, opset {args.opset}, "
+        f"input (N, {shape_in}) -> output (N, {shape_out}), {len(data):,} bytes"
+    )
+    if args.verify:
+        diff = verify(model, args.out)
+        print(f"ONNX Runtime vs slidenet on 8 random inputs: max |difference| = {diff:.2g}")
+    return 0
+
+
+def verify(model, path, n: int = 8, seed: int = 0) -> float:
+    """Largest |ONNX Runtime - slidenet| over ``n`` random inputs in [0, 1)."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise CLIError("--verify needs onnxruntime: pip install onnxruntime") from None
+    x = np.random.default_rng(seed).random((n, *model.input_shape[1:]), dtype=np.float32)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"input": x})[0]
+    return float(np.abs(got.astype(np.float64) - model.predict(x)).max())
