@@ -114,16 +114,23 @@ else:
     import torch
     torch.set_num_threads(2)
     train = ct.torch_runner(name, batch, channels_last=framework == "torch channels_last")[0]
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def peak_kib():
+    # VmHWM starts afresh at exec; ru_maxrss would inherit the parent's peak through fork
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(ln.split()[1]) for ln in f if ln.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = peak_kib()
 for _ in range(steps):
     train()
-print(base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(base, peak_kib())
 """
 
 
 def peak_memory(name, batch, steps=20):
     """Peak resident memory (MiB) of a fresh process that trains ``steps`` steps, per framework,
-    and how much of it was there before the first step (imports, model, data): ru_maxrss."""
+    and how much of it was there before the first step (imports, model, data): VmHWM."""
     import subprocess
 
     here = os.path.dirname(os.path.abspath(__file__))

@@ -111,3 +111,12 @@ def test_render_accepts_given_labels():
 def test_invalid_arguments(kwargs, error, message):
     with pytest.raises(error, match=message):
         xo.load_data(**{"n_train": 4, "n_test": 2, **kwargs})
+
+
+def test_left_region_with_a_symbol_that_fills_its_half_does_not_crash():
+    """Regression: seed 2 clamps a radius so that rounding left an empty position range."""
+    from slidenet.datasets import xo
+
+    (x_train, _), (x_test, _) = xo.load_data(n_train=600, n_test=400, region="left", seed=2)
+    assert x_train.shape[0] == 600 and x_test.shape[0] == 400
+    assert np.all(np.isfinite(x_train))

@@ -115,8 +115,10 @@ def render(labels, size: int = 28, region: str = "any", noise: float = 0.05, see
     ex, ey = line[:, 0] * radius + margin, line[:, 1] * radius + margin
     lo = {"any": 0.0, "left": 0.0, "right": size / 2.0}[region]
     hi = {"any": size, "left": size / 2.0, "right": size}[region]
-    cx = rng.uniform(lo - 0.5 + ex, hi - 0.5 - ex)
-    cy = rng.uniform(-0.5 + ey, size - 0.5 - ey)
+    # rounding can leave the clamped extent a hair over a quarter of the canvas: an empty range
+    cx_lo, cy_lo = lo - 0.5 + ex, -0.5 + ey
+    cx = rng.uniform(cx_lo, np.maximum(hi - 0.5 - ex, cx_lo))
+    cy = rng.uniform(cy_lo, np.maximum(size - 0.5 - ey, cy_lo))
     inv = np.linalg.inv(a)
     grid = np.arange(size, dtype=np.float64)
     images = np.empty((n, size, size))
