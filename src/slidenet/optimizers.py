@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from slidenet._validation import unknown_name
+from slidenet.utils.threads import run_in_parts
 
 
 class Optimizer:
@@ -116,21 +117,27 @@ class Adam(Optimizer):
         b1, b2, t = self.beta_1, self.beta_2, self.iterations
         f = w.dtype.type
         lr_t = f(self.learning_rate * np.sqrt(1 - b2**t) / (1 - b1**t))
-        arrays = (w, g, self.slots["m"][i], self.slots["v"][i])
-        # Ten elementwise passes per step: done chunk by chunk, so each chunk stays in cache.
-        for w_, g_, m, v in _chunks(arrays):
-            tmp = np.subtract(g_, m)
-            tmp *= f(1 - b1)
-            m += tmp  # m = b1 m + (1 - b1) g
-            np.multiply(g_, g_, out=tmp)
-            tmp -= v
-            tmp *= f(1 - b2)
-            v += tmp  # v = b2 v + (1 - b2) g^2
-            np.sqrt(v, out=tmp)
-            tmp += f(self.epsilon)
-            np.divide(m, tmp, out=tmp)
-            tmp *= lr_t
-            w_ -= tmp
+        arrays = [a.reshape(-1) for a in (w, g, self.slots["m"][i], self.slots["v"][i])]
+        eps, c1, c2 = f(self.epsilon), f(1 - b1), f(1 - b2)
+
+        # Ten elementwise passes per step: done chunk by chunk, so each chunk stays in cache,
+        # and the chunks are shared out between threads (identical results).
+        def update(start, stop):
+            for w_, g_, m, v in _chunks([a[start:stop] for a in arrays]):
+                tmp = np.subtract(g_, m)
+                tmp *= c1
+                m += tmp  # m = b1 m + (1 - b1) g
+                np.multiply(g_, g_, out=tmp)
+                tmp -= v
+                tmp *= c2
+                v += tmp  # v = b2 v + (1 - b2) g^2
+                np.sqrt(v, out=tmp)
+                tmp += eps
+                np.divide(m, tmp, out=tmp)
+                tmp *= lr_t
+                w_ -= tmp
+
+        run_in_parts(update, w.size, w.size)
 
     def get_config(self):
         return {

@@ -21,6 +21,7 @@ import numpy as np
 from slidenet._validation import fmt_shape, int_tuple
 from slidenet.ops.im2col import crop_spatial, pad_spatial
 from slidenet.ops.shapes import output_length, same_pads
+from slidenet.utils.threads import run_in_parts
 
 
 class Pool2DCache(NamedTuple):
@@ -87,10 +88,15 @@ def pool2d_forward(x, pool_size=2, stride=None, padding="valid", kind="max"):
     xp = pad_spatial(x, pads, -np.inf if kind == "max" else 0.0)
     counts = None
     slices = list(_offset_slices(pool, strides, out_hw))
-    y = xp[:, slices[0][0], slices[0][1], :].copy()
+    y = np.empty((x.shape[0], *out_hw, x.shape[3]), x.dtype)
     combine = np.maximum if kind == "max" else np.add
-    for rows, cols in slices[1:]:
-        combine(y, xp[:, rows, cols, :], out=y)
+
+    def pool_examples(i, j):
+        np.copyto(y[i:j], xp[i:j, slices[0][0], slices[0][1], :])
+        for rows, cols in slices[1:]:
+            combine(y[i:j], xp[i:j, rows, cols, :], out=y[i:j])
+
+    run_in_parts(pool_examples, len(x), xp.size)
     if kind == "avg":
         counts = _window_counts(x.shape, pads, pool, strides, out_hw, x.dtype)
         y /= counts
@@ -120,17 +126,23 @@ def pool2d_backward(dy, cache: Pool2DCache):
     # max windows that tile the input write every element of dx exactly once: no zeroing needed
     dxp = (np.empty if tiled and cache.kind == "max" else np.zeros)(cache.xp_shape, dy.dtype)
     if cache.kind == "max":
-        # the first element (in window order) equal to the window's max wins, as in PyTorch
-        unclaimed = np.ones(cache.y.shape, bool)
-        winner = np.empty(cache.y.shape, bool)
-        for rows, cols in slices:
-            np.equal(cache.xp[:, rows, cols, :], cache.y, out=winner)
-            winner &= unclaimed
-            unclaimed ^= winner
-            if overlap:
-                dxp[:, rows, cols, :] += dy * winner
-            else:  # disjoint windows: write straight into place
-                np.multiply(dy, winner, out=dxp[:, rows, cols, :])
+        slices = list(slices)
+
+        def route_examples(i, j):
+            # the first element (in window order) equal to the window's max wins, as in PyTorch
+            xp, y, g, dx = cache.xp[i:j], cache.y[i:j], dy[i:j], dxp[i:j]
+            unclaimed = np.ones(y.shape, bool)
+            winner = np.empty(y.shape, bool)
+            for rows, cols in slices:
+                np.equal(xp[:, rows, cols, :], y, out=winner)
+                winner &= unclaimed
+                unclaimed ^= winner
+                if overlap:
+                    dx[:, rows, cols, :] += g * winner
+                else:  # disjoint windows: write straight into place
+                    np.multiply(g, winner, out=dx[:, rows, cols, :])
+
+        run_in_parts(route_examples, len(dy), dxp.size)
     else:
         g = dy / cache.counts if cache.kind == "avg" else dy
         for rows, cols in slices:

@@ -1,0 +1,64 @@
+"""Elementwise NumPy work on every core.
+
+Matrix products already use all cores (BLAS threads), but NumPy's elementwise operations run on
+one. They release the GIL, though, so two Python threads working on separate halves of the same
+arrays do run at once. :func:`run_in_parts` does that for the memory-bound parts of a training step
+(pooling, the optimizer's update). Every element is computed by the same operations as in one
+thread, so the results are identical bit for bit.
+
+The number of threads is ``SLIDENET_NUM_THREADS``, else ``OMP_NUM_THREADS``, else the number of
+cores this process may run on; 1 turns the threads off.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+# below this many elements per call the threads' overhead outweighs the gain
+MIN_PARALLEL_SIZE = 1 << 18
+
+_pool: ThreadPoolExecutor | None = None
+_pool_pid = 0  # a forked child inherits the pool object but not its threads
+
+
+def num_threads() -> int:
+    """Threads used for elementwise work (>= 1)."""
+    for var in ("SLIDENET_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(var, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def run_in_parts(fn, n: int, size: int) -> None:
+    """Call ``fn(start, stop)`` over contiguous parts covering range(n), in parallel threads.
+
+    Args:
+        fn: does the work for items [start, stop) (e.g. examples of a batch); must only write to
+            its own part.
+        n: number of items. size: total number of elements the work touches, to decide whether
+            threads pay off (serial below MIN_PARALLEL_SIZE).
+
+    >>> import numpy as np
+    >>> a = np.arange(10.0)
+    >>> run_in_parts(lambda i, j: np.multiply(a[i:j], 2, out=a[i:j]), len(a), a.size)
+    >>> a[-1]
+    np.float64(18.0)
+    """
+    parts = min(num_threads(), n)
+    if parts <= 1 or size < MIN_PARALLEL_SIZE:
+        fn(0, n)
+        return
+    global _pool, _pool_pid
+    if _pool is None or _pool._max_workers < parts or _pool_pid != os.getpid():
+        _pool = ThreadPoolExecutor(max_workers=parts, thread_name_prefix="slidenet")
+        _pool_pid = os.getpid()
+    bounds = [n * k // parts for k in range(parts + 1)]
+    futures = [_pool.submit(fn, bounds[k], bounds[k + 1]) for k in range(1, parts)]
+    fn(bounds[0], bounds[1])  # the calling thread does the first part
+    for future in futures:
+        future.result()
