@@ -173,6 +173,8 @@ class TrainingMixin:
 
         Args:
             x: inputs (N, ...) as the first layer expects (a (H, W, 1) model also takes (N, H, W)).
+                Read and cast to float32 one batch at a time, so it may be a memory-mapped array
+                (``np.load(path, mmap_mode="r")``) of uint8 images larger than memory.
             y: targets: int labels (N,), one-hot (N, K), or values shaped like the output.
             batch_size: examples per step. verbose: 0 silent, 1 progress bar, 2 a line per epoch.
             validation_split: fraction of the data, taken from the end before shuffling, kept
@@ -274,13 +276,23 @@ class TrainingMixin:
         values = list(logs.values())
         return values if len(values) > 1 else values[0]
 
+    def _largest_fast_chunk(self) -> int:
+        """Examples per forward pass in predict: at least 16, and as many as keep the largest
+        activation of one chunk under PREDICT_CHUNK_BYTES."""
+        sizes = [int(np.prod(layer._out)) for layer in self.layers if layer._out is not None]
+        per_example = max(sizes, default=1) * self.dtype.itemsize
+        return max(16, PREDICT_CHUNK_BYTES // max(per_example, 1))
+
     def predict(self, x, batch_size=32, verbose=0):
-        """Outputs for x in inference mode, computed in chunks of ``batch_size`` examples.
+        """Outputs for x in inference mode, computed in chunks of ``batch_size`` examples (or
+        smaller ones for large activations: the grouping changes nothing beyond float rounding).
 
         Only one chunk of x is read and cast at a time, so x may be a memory-mapped array
         larger than memory (``np.load(path, mmap_mode="r")``); the result is allocated once.
+        0 examples give an empty (0, ...) array, as in Keras. Outputs that overflow to NaN or Inf
+        from finite inputs raise FloatingPointError naming the layer.
         """
-        batch_size = _check_batch_size(batch_size, "predict")
+        batch_size = min(_check_batch_size(batch_size, "predict"), self._largest_fast_chunk())
         x = self._prepare_x(x, "predict", lazy=True, empty_ok=True)
         out = None
         for start in range(0, len(x), batch_size):
@@ -291,6 +303,13 @@ class TrainingMixin:
         if out is None:  # 0 examples (x is uncast here: cast the empty batch too)
             return self._forward(self._batch(x, slice(0, 0)), training=False)
         return out
+
+
+# Inference results do not depend on how examples are grouped (up to float rounding in the matrix
+# products), so predict may split a large batch_size further: chunks whose largest activation fits
+# in about this many bytes stay in cache and reuse memory (1,000 lecture-CNN images in one call
+# ran 1.2-1.9x slower than in chunks of 100).
+PREDICT_CHUNK_BYTES = 16 << 20
 
 
 def _check_batch_size(batch_size, who):
