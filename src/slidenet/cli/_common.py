@@ -7,11 +7,9 @@ them short. Messages for the user go to stderr as ``note: ...``; results go to s
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.util
 import inspect
 import json
-import os
 import sys
 import textwrap
 import zipfile
@@ -257,24 +255,11 @@ def load(path):
 
 
 def save(model, path, meta: dict) -> None:
-    """``model.save`` plus the CLI's metadata member, replacing ``path`` atomically.
+    """``model.save`` plus the CLI's metadata member, in one atomic write (temp file, fsync,
+    rename): an interrupted save leaves the previous file intact."""
+    from slidenet.models.saving import save_model
 
-    The model is saved to a temporary file next to ``path`` (itself written atomically), the
-    metadata is added to that zip, and the result is renamed over ``path``: an interrupted save
-    leaves the previous file intact.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.cli.tmp")
-    try:
-        model.save(tmp)
-        with zipfile.ZipFile(tmp, "a") as zf:
-            zf.writestr(META_NAME, json.dumps(meta, indent=1))
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    save_model(model, path, extra_json={META_NAME: meta})
 
 
 def class_names(meta: dict, n_classes: int) -> list[str]:
