@@ -61,6 +61,11 @@ def make_parser(description, *, epochs, batch_size, lr, decay, min_accuracy):
         "--no-check", action="store_true", help="do not check the test accuracy (quick runs)"
     )
     parser.add_argument(
+        "--eval-each-epoch",
+        action="store_true",
+        help="also print the test accuracy after every epoch (for the record; costs time)",
+    )
+    parser.add_argument(
         "--verbose", type=int, default=0, choices=(0, 1, 2), help="fit's progress output (0)"
     )
     return parser
@@ -170,13 +175,14 @@ def train_and_evaluate(model, data, args, *, loss="sparse_categorical_crossentro
         )
         logs = {k: v[-1] for k, v in history.history.items()}
         elapsed = time.perf_counter() - start
-        test_loss, test_acc = model.evaluate(x_test, y_test, batch_size=500, verbose=0)
-        print(
+        line = (
             f"epoch {epoch + 1}/{args.epochs}: lr {logs['learning_rate']:.3g} "
-            f"loss {logs['loss']:.4f} acc {logs['accuracy']:.4f} | test acc {test_acc:.4f} "
-            f"| {elapsed:.0f} s",
-            flush=True,
+            f"loss {logs['loss']:.4f} acc {logs['accuracy']:.4f} | {elapsed:.0f} s"
         )
+        if args.eval_each_epoch:
+            test_acc = model.evaluate(x_test, y_test, batch_size=500, verbose=0)[1]
+            line += f" | test acc {test_acc:.4f}"
+        print(line, flush=True)
     train_seconds = time.perf_counter() - start
     test_loss, test_acc = model.evaluate(x_test, y_test, batch_size=500, verbose=0)
     return Result(
@@ -194,9 +200,10 @@ def report(name, data_name, result, args, total_start):
         f"{result.epochs} epochs, training {result.train_seconds:.0f} s, wall {wall:.0f} s "
         f"({os.cpu_count()} CPUs, {platform.machine()}, seed {args.seed})"
     )
+    wall_text = f"{wall:.0f} s" if wall < 120 else f"{wall / 60:.1f} min"
     print(
         f"RESULT | {name} | {data_name} | {100 * result.accuracy:.2f}% | {result.epochs} | "
-        f"{wall / 60:.1f} min | `{command}` |",
+        f"{wall_text} | `{command}` |",
         flush=True,
     )
     if args.no_check:

@@ -51,7 +51,7 @@ def _seed_members() -> dict[int, list[tuple[str, bytes]]]:
     seeds = {}
     for path in sorted(CORPUS.glob("model-*")):
         with zipfile.ZipFile(path) as zf:
-            n = json.loads(zf.read("slidenet.json"))["n_weights"]
+            n = json.loads(zf.read("slidenet.json")).get("n_weights", 0)
             seeds[n] = [
                 (i.filename, zf.read(i)) for i in zf.infolist() if i.filename.endswith(".npy")
             ]

@@ -23,9 +23,10 @@ for target in model_file:corpus_model idx:corpus_idx; do
     seeds="fuzz/${target##*:}"
     work="$(mktemp -d)"
     log="$work/fuzz.log"
+    mkdir "$work/corpus"
     echo "== fuzz_${name}: ${SECONDS_EACH} s from ${seeds} ($(ls "$seeds" | wc -l) seeds)"
     "$PY" "fuzz/fuzz_${name}.py" -max_total_time="$SECONDS_EACH" -max_len=16384 -timeout=20 \
-        -rss_limit_mb=2048 -artifact_prefix="fuzz/crashes/${name}-" "$work" "$seeds" >"$log" 2>&1
+        -rss_limit_mb=2048 -artifact_prefix="fuzz/crashes/${name}-" "$work/corpus" "$seeds" >"$log" 2>&1
     rc=$?
     grep -E '^#[0-9]+[[:space:]]+DONE|^Done [0-9]+ runs' "$log" || true
     if [ "$rc" -ne 0 ]; then

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from slidenet._validation import fmt_shape, unknown_name
+from slidenet._validation import as_array, fmt_shape, unknown_name
 from slidenet.ops import losses as L
 
 
@@ -23,8 +23,8 @@ class Loss:
         self.from_logits = bool(from_logits)
 
     def __call__(self, y_true, y_pred) -> float:
-        y_pred = np.asarray(y_pred)
-        return self.forward(self.check_targets(y_true, y_pred.shape, "loss"), y_pred)[0]
+        y_pred = _predictions(y_pred, self.name)
+        return self.forward(self.check_targets(y_true, y_pred.shape, self.name), y_pred)[0]
 
     def forward(self, y_true, y_pred):
         """(mean loss, gradient w.r.t. y_pred); y_pred are logits when from_logits=True."""
@@ -36,7 +36,7 @@ class Loss:
 
     def check_targets(self, y, out_shape, who):
         """Validate targets against the model output shape (N, ...) and return them as an array."""
-        y = np.asarray(y)
+        y = as_array(y, who, "y")
         if y.dtype.kind not in "biuf":
             raise TypeError(f"{who}: y has dtype {y.dtype}; expected numbers.")
         if y.dtype.kind == "f" and not np.isfinite(y).all():
@@ -55,6 +55,7 @@ class SparseCategoricalCrossentropy(Loss):
 
     def check_targets(self, y, out_shape, who):
         y = super().check_targets(y, out_shape, who)
+        _two_axes(out_shape, who, self.name)
         if y.ndim == 2 and y.shape[1] == 1:
             y = y[:, 0]
         if y.ndim != 1:
@@ -65,6 +66,10 @@ class SparseCategoricalCrossentropy(Loss):
         if y.dtype.kind == "f":
             if not np.all(y == np.round(y)):
                 raise ValueError(f"{who}: labels must be whole numbers (class indices).")
+        if len(y) != out_shape[0]:
+            raise ValueError(
+                f"{who}: {len(y)} labels for {out_shape[0]} predictions; they must match."
+            )
         k = out_shape[-1]
         if y.size and (y.min() < 0 or y.max() >= k):
             raise ValueError(
@@ -90,7 +95,8 @@ class CategoricalCrossentropy(SparseCategoricalCrossentropy):
 
     def check_targets(self, y, out_shape, who):
         y = Loss.check_targets(self, y, out_shape, who)
-        if y.ndim != 2 or y.shape[1] != out_shape[-1]:
+        _two_axes(out_shape, who, self.name)
+        if y.shape != tuple(out_shape):
             raise ValueError(
                 f"{who}: categorical_crossentropy needs one-hot targets (N, {out_shape[-1]}), got "
                 f"{fmt_shape(y.shape)}; for integer labels use "
@@ -131,6 +137,29 @@ class MeanSquaredError(Loss):
 
     def forward(self, y_true, y_pred):
         return L.mean_squared_error(y_pred, y_true)
+
+
+def _predictions(y_pred, who) -> np.ndarray:
+    """Predictions given to a loss function: a non-empty real array (N, ...), float32 at least."""
+    y_pred = as_array(y_pred, who, "y_pred")
+    if y_pred.dtype.kind not in "biuf":
+        raise TypeError(f"{who}: y_pred has dtype {y_pred.dtype}; expected real numbers.")
+    if y_pred.ndim == 0 or y_pred.size == 0:
+        raise ValueError(
+            f"{who}: y_pred {fmt_shape(y_pred.shape)} holds no predictions; give (N, ...) with "
+            "N >= 1."
+        )
+    # float16 cannot hold the clip bound 1 - 1e-7 (it rounds to 1): compute in float32 at least
+    return y_pred.astype(np.promote_types(y_pred.dtype, np.float32), copy=False)
+
+
+def _two_axes(out_shape, who, name):
+    if len(out_shape) != 2:
+        who = who if who == name else f"{who}: {name}"
+        raise ValueError(
+            f"{who} needs predictions shaped (N, classes), got {fmt_shape(out_shape)}. "
+            "End the model with Flatten() or a global pooling layer and Dense(classes)."
+        )
 
 
 def _one_target_per_output(y, out_shape, who, loss):

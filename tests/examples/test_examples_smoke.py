@@ -94,3 +94,23 @@ def test_example_limit_rejects_zero(monkeypatch):
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_example_flip_and_shift_moves_pixels_only(monkeypatch):
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    from example_utils import flip_and_shift
+
+    x = np.arange(8 * 5 * 6, dtype=np.float32).reshape(8, 5, 6, 1) + 1
+    for max_shift in (0, 1):
+        out = flip_and_shift(max_shift)(x, np.random.default_rng(max_shift))
+        assert out.shape == x.shape and out.dtype == x.dtype
+        s = max_shift
+        for original, image in zip(x, out, strict=True):  # kept or mirrored, then shifted
+            windows = [
+                np.pad(candidate, ((s, s), (s, s), (0, 0)))[dy : dy + 5, dx : dx + 6]
+                for candidate in (original, original[:, ::-1])
+                for dy in range(2 * s + 1)
+                for dx in range(2 * s + 1)
+            ]
+            assert any(np.array_equal(image, w) for w in windows)
+        assert not np.array_equal(out, x)  # with 8 images, something moved

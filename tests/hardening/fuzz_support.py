@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import timedelta
 
 import numpy as np
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 _COMMON = {
-    "deadline": None,  # timing varies on a shared 2-core machine; hangs are caught by pytest's time
+    # typical examples take 1-60 ms; 20 s only fails a hang, even on a loaded 2-core machine
+    "deadline": timedelta(seconds=20),
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
     "derandomize": False,
     "database": None,  # no .hypothesis folder in the tree

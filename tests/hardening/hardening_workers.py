@@ -3,7 +3,7 @@ test process itself is never killed, limited or measured).
 
     python hardening_workers.py kill-saves DIR TRIALS SEED   SIGKILL a saving child TRIALS times
     python hardening_workers.py fsize-save TARGET LIMIT     save under RLIMIT_FSIZE=LIMIT
-    python hardening_workers.py resume-trials DIR TRIALS SEED   SIGKILL training, resume, repeat
+    python hardening_workers.py resume-trials DIR TRIALS SEED MODE   SIGKILL training, resume
     python hardening_workers.py memory MODE DIR             peak RSS of predict / fit on a memmap
 
 Each prints one JSON line with what it saw; the tests check it.
@@ -207,8 +207,13 @@ def _attempt(mode, folder, ckpt):
 
 
 def resume_trials(folder, trials, seed, mode):
-    """An uninterrupted run, then TRIALS runs SIGKILLed at random times (up to 4 times each) and
-    resumed from their checkpoint until they finish."""
+    """An uninterrupted run, then TRIALS runs SIGKILLed at random points (up to 3 times each) and
+    resumed from their checkpoint until they finish.
+
+    A kill point is a random epoch boundary at or after the checkpoint, plus a random delay of
+    up to 1.2 epochs: it lands in the middle of an epoch, in a checkpoint save, or while the
+    attempt is still loading.
+    """
     import slidenet.cli  # noqa: F401 - imported once here, not in every forked attempt
 
     folder = Path(folder)
@@ -217,32 +222,32 @@ def resume_trials(folder, trials, seed, mode):
     ref.mkdir()
     t0 = time.perf_counter()
     _, status = os.waitpid(_attempt(mode, ref, ref / "ckpt.slidenet"), 0)
-    run_s = time.perf_counter() - t0
+    epoch_s = (time.perf_counter() - t0) / EPOCHS
     if status != 0:
         raise RuntimeError("the reference run failed")
     rng = random.Random(seed)
-    report = {"run_s": run_s, "trials": []}
+    report = {"epoch_s": epoch_s, "trials": []}
     for trial in range(trials):
         here = folder / f"trial-{trial}"
         here.mkdir()
         ckpt, kills, resumed_from = here / "ckpt.slidenet", 0, []
         while True:
+            done = _epoch_of(ckpt) or 0
             resumed_from.append(_epoch_of(ckpt))
-            pid, status = _attempt(mode, here, ckpt), None
-            if kills < 4:  # let it run for a random time, then SIGKILL it
-                left = (EPOCHS - (resumed_from[-1] or 0) + 1) / (EPOCHS + 1)
-                deadline = time.perf_counter() + rng.uniform(0.05, 0.75) * run_s * left
-                while status is None and time.perf_counter() < deadline:
-                    wpid, wstatus = os.waitpid(pid, os.WNOHANG)
-                    status = wstatus if wpid else None
-                    time.sleep(0.002)
+            pid = _attempt(mode, here, ckpt)
+            status = _wait(pid, 0)
+            if kills < 3 and done < EPOCHS - 1:
+                target = rng.randint(done, EPOCHS - 1)  # the checkpoint to wait for
+                while status is None and (_epoch_of(ckpt) or 0) < target:
+                    status = _wait(pid, 0.005)
+                status = status if status is not None else _wait(pid, rng.uniform(0, 1.2) * epoch_s)
                 if status is None:
                     os.kill(pid, signal.SIGKILL)
                     _, status = os.waitpid(pid, 0)
                     if os.WIFSIGNALED(status):
                         kills += 1
                         continue
-            else:
+            if status is None:
                 _, status = os.waitpid(pid, 0)
             if status != 0:
                 raise RuntimeError(f"trial {trial}: training failed (status {status})")
@@ -251,11 +256,28 @@ def resume_trials(folder, trials, seed, mode):
     print(json.dumps(report))
 
 
+def _wait(pid, seconds):
+    """The child's exit status if it ends within ``seconds``, else None."""
+    deadline = time.perf_counter() + seconds
+    while True:
+        wpid, status = os.waitpid(pid, os.WNOHANG)
+        if wpid:
+            return status
+        if time.perf_counter() >= deadline:
+            return None
+        time.sleep(0.002)
+
+
 def _epoch_of(ckpt):
-    if not ckpt.exists():
+    """Epochs in the checkpoint (None before the first); it is replaced atomically, so it can
+    be read while the training process writes the next one."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(ckpt) as zf:
+            return json.loads(zf.read("slidenet.json"))["training"]["epoch"]
+    except FileNotFoundError:
         return None
-    with __import__("zipfile").ZipFile(ckpt) as zf:
-        return json.loads(zf.read("slidenet.json"))["training"]["epoch"]
 
 
 # ----- bounded memory ---------------------------------------------------------------------------

@@ -103,3 +103,18 @@ def test_a_temp_file_left_by_a_kill_is_not_a_model(tmp_path):
     partial.write_bytes(blob[: len(blob) // 2])
     with pytest.raises(ModelFileError, match="not a valid zip"):
         keras.load_model(partial)
+
+
+def test_extra_json_members_are_written_in_the_same_atomic_write(tmp_path):
+    import json
+    import zipfile
+
+    from slidenet.models.saving import save_model
+
+    path = tmp_path / "model.slidenet"
+    save_model(distinct_model(1, width=8), path, extra_json={"run.json": {"epochs": 3}})
+    with zipfile.ZipFile(path) as zf:
+        assert json.loads(zf.read("run.json")) == {"epochs": 3}
+    assert keras.load_model(path).epoch == 0
+    with pytest.raises(ValueError, match=r"extra_json member '\.\./x\.json' must be"):
+        save_model(distinct_model(1, width=8), path, extra_json={"../x.json": {}})

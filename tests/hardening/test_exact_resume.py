@@ -26,7 +26,7 @@ def assert_identical(a, b, where):
     assert len(a.history.history["val_loss"]) == EPOCHS
 
 
-@pytest.mark.parametrize(("mode", "trials"), [("fit", 6), ("cli", 3)])
+@pytest.mark.parametrize(("mode", "trials"), [("fit", 8), ("cli", 4)])
 def test_sigkilled_training_resumes_bit_for_bit(tmp_path, mode, trials):
     report = run_worker("resume-trials", tmp_path, trials, 11, mode, timeout=180)
     reference = keras.load_model(tmp_path / "reference" / "final.slidenet")
@@ -40,7 +40,7 @@ def test_sigkilled_training_resumes_bit_for_bit(tmp_path, mode, trials):
         kills += info["kills"]
         resumed_mid_run += sum(0 < (e or 0) < EPOCHS for e in info["resumed_from"])
     # the test is not vacuous: runs were killed, and resumed from checkpoints mid-run
-    assert kills >= 2 and resumed_mid_run >= 1, report
+    assert kills >= trials // 2 and resumed_mid_run >= 2, report
 
 
 def small_run(seed=4):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import slidenet as sn
-from slidenet import filters, ops
+from slidenet import filters, losses, metrics, ops
 from slidenet import layers as L
 
 
@@ -212,3 +212,55 @@ def test_filters_report_overflow():
         filters.correlate2d(np.full((3, 3), 3e38, np.float32), np.ones((2, 2)))
     with pytest.raises(FloatingPointError, match=r"convolve1d: the result .* does not fit float16"):
         filters.convolve1d(np.full(4, 6e4, np.float16), np.ones(2))
+
+
+# ----- losses and metrics -------------------------------------------------------------------------
+def test_loss_functions_check_predictions_and_label_counts():
+    # was: "not enough values to unpack", "operands could not be broadcast", RuntimeWarning
+    # "invalid value encountered in scalar divide" (0 examples), "ufunc 'clip' did not contain a
+    # loop" (strings)
+    scce = losses.sparse_categorical_crossentropy
+    with pytest.raises(
+        ValueError, match=r"^sparse_categorical_crossentropy needs predictions shaped"
+    ):
+        scce([0, 1], [0.5, 0.5])
+    with pytest.raises(ValueError, match=r"3 labels for 2 predictions"):
+        scce([0, 1, 1], np.ones((2, 2)) / 2)
+    with pytest.raises(ValueError, match=r"y_pred \(0, 2\) holds no predictions"):
+        scce([], np.ones((0, 2)))
+    with pytest.raises(TypeError, match=r"y_pred has dtype <U1"):
+        scce([0], [["a", "b"]])
+
+
+def test_a_model_with_image_outputs_and_sparse_cross_entropy():
+    # was: "too many values to unpack (expected 2)" from inside fit
+    model = sn.Sequential([L.Input((4, 4, 1)), L.Conv2D(3, 1, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match=r"fit: sparse_categorical_crossentropy needs predictions"):
+        model.fit(np.zeros((2, 4, 4, 1)), np.zeros(2), verbose=0)
+
+
+def test_loss_of_float16_probabilities_is_clipped_like_float32():
+    # was: -0.0, because 1 - 1e-7 rounds to 1 in float16 and the clip did nothing
+    value = losses.sparse_categorical_crossentropy([0], np.array([[1, 0]], np.float16))
+    assert value == pytest.approx(-np.log(np.float32(1 - 1e-7)), rel=1e-3)
+
+
+def test_binary_cross_entropy_of_bool_logits():
+    # was: TypeError "The numpy boolean negative, the `-` operator, is not supported"
+    assert losses.binary_crossentropy([1], [True], from_logits=True) == pytest.approx(
+        np.log1p(np.exp(-1.0))
+    )
+
+
+def test_metrics_check_their_shapes():
+    # was: "operands could not be broadcast", "cannot reshape array of size 3 into shape (2,)",
+    # "object of type 'float' has no len()"
+    with pytest.raises(ValueError, match=r"sparse_categorical_accuracy: 3 labels for predictions"):
+        metrics.sparse_categorical_accuracy([0, 1, 2], np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"categorical_accuracy: targets \(3, 3\) and predictions"):
+        metrics.categorical_accuracy(np.eye(3), np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"binary_accuracy: 3 targets for 2 predictions"):
+        metrics.binary_accuracy([0, 1, 1], [0.2, 0.7])
+    with pytest.raises(ValueError, match=r"categorical_accuracy: y_pred must have a batch axis"):
+        metrics.categorical_accuracy(1.0, np.float32(1))

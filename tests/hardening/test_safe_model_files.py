@@ -222,13 +222,17 @@ def test_too_many_members_is_refused(tmp_path, good):
     load_refused(path, f"has {total} zip members; a model file has at most 10,000")
 
 
-def test_encrypted_member_is_refused(tmp_path, good):
+@pytest.mark.parametrize(
+    ("bit", "why"), [(0x01, "encryption"), (0x40, "encryption"), (0x20, "patch data")]
+)
+def test_encrypted_or_patched_member_is_refused(tmp_path, good, bit, why):
+    # zipfile itself raises NotImplementedError for bits 5 and 6 (found by a mutation fuzzer)
     path = write_zip(tmp_path / "enc.slidenet", good.items())
     blob = bytearray(path.read_bytes())
     pos = blob.find(b"PK\x01\x02")
-    blob[pos + 8] |= 1  # general purpose flag bit 0: encrypted
+    blob[pos + 8] |= bit  # the general purpose flags of the first member
     path.write_bytes(bytes(blob))
-    load_refused(path, "has encryption")
+    load_refused(path, f"has {why}")
 
 
 @pytest.mark.parametrize(
@@ -273,6 +277,8 @@ def edit_header(good, **changes):
         ({"model__input_shape": [10**6, 10**6, 10**3]}, r"of outputs per example"),
         ({"model__layers__0__class_name": "os.system"}, r"layer type 'os\.system', unknown"),
         ({"training__epoch": -1}, r"epoch=-1; expected a count"),
+        ({"compile__optimizer__config__beta_1": 1.0}, r"Adam has beta_1=1\.0, outside its valid"),
+        ({"compile__optimizer__config__epsilon": 0.0}, r"Adam has epsilon=0\.0, outside its valid"),
         ({"compile__optimizer_iterations": "7"}, r"optimizer_iterations='7'; expected a count"),
     ],
 )
@@ -300,3 +306,20 @@ def test_optimizer_state_of_the_wrong_shape_is_refused(tmp_path, good):
     members = {**good, "optimizer/0001.npy": npy(np.zeros(7, np.float32))}
     path = write_zip(tmp_path / "slots.slidenet", members.items())
     load_refused(path, r"optimizer state holds arrays shaped \[\(4, 3\), \(7,\), .* needs")
+
+
+def test_compiled_but_untrained_model_round_trips(tmp_path):
+    model = keras.Sequential([keras.layers.Dense(3, input_shape=(4,))])
+    model.compile("adam", "mse")  # no optimizer state yet
+    model.save(tmp_path / "fresh.slidenet")
+    loaded = keras.load_model(tmp_path / "fresh.slidenet")
+    assert loaded.optimizer.variables() == [] and loaded.optimizer.iterations == 0
+
+
+def test_unbalanced_npy_header_is_refused(tmp_path, good):
+    # numpy's header parser raises tokenize.TokenError here (found by a mutation fuzzer)
+    text = b"{'descr': '<f4', 'fortran_order': False, 'shape': (4, 3, }"
+    text = text.ljust(117) + b"\n"
+    bad = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text + bytes(48)
+    path = write_zip(tmp_path / "tok.slidenet", {**good, "weights/0000.npy": bad}.items())
+    load_refused(path, r"weights/0000\.npy is not a plain \.npy array")

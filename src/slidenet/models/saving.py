@@ -96,8 +96,11 @@ def file_history(model) -> dict:
     return {k: [*prior.get(k, []), *current.get(k, [])] for k in keys}
 
 
-def save_model(model, path) -> None:
+def save_model(model, path, extra_json=None) -> None:
     """Save ``model`` to ``path`` (see the module docstring for the layout).
+
+    ``extra_json`` maps more member names (``NAME.json``) to JSON-serialisable values written in
+    the same atomic write (the CLI's run settings, for example).
 
     Raises:
         ValueError: the model is not built.
@@ -109,10 +112,16 @@ def save_model(model, path) -> None:
         raise ValueError(f"save: model '{model.name}' is not built; give it an input shape first.")
     header, weights, opt_arrays = model_state(model)
     header["n_weights"], header["n_optimizer"] = len(weights), len(opt_arrays)
+    extra = {name: json.dumps(value, indent=1) for name, value in (extra_json or {}).items()}
+    for name in extra:
+        if name == "slidenet.json" or not name.endswith(".json") or _name_problem(name):
+            raise ValueError(f"save: extra_json member {name!r} must be a plain 'NAME.json'.")
 
     def write(f):
         with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
             zf.writestr("slidenet.json", json.dumps(header, indent=1))
+            for name, text in extra.items():
+                zf.writestr(name, text)
             for i, w in enumerate(weights):
                 zf.writestr(f"weights/{i:04d}.npy", _npy_bytes(w))
             for i, a in enumerate(opt_arrays):
@@ -159,8 +168,8 @@ def _check_members(zf: zipfile.ZipFile, path) -> None:
         problem = _name_problem(info.orig_filename) or _name_problem(info.filename)
         if problem is None and info.filename in seen:
             problem = "the same name as another member"
-        if problem is None and info.flag_bits & 0x1:
-            problem = "encryption"
+        if problem is None and info.flag_bits & 0x61:  # bits 0 and 6: encrypted; 5: patch data
+            problem = "encryption" if info.flag_bits & 0x41 else "patch data (flag bit 5)"
         if problem is None and info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             problem = f"compression method {info.compress_type} (only stored or deflated are read)"
         if problem is not None:
@@ -189,7 +198,14 @@ def _read_member(zf, name, path) -> bytes:
         raise ModelFileError(
             f"load_model: '{path}' is missing {name}; the file is incomplete."
         ) from None
-    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as e:
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        OSError,
+        EOFError,
+        ValueError,
+        NotImplementedError,
+    ) as e:
         raise ModelFileError(f"load_model: '{path}': {name} is corrupt ({e}).") from None
 
 
@@ -208,7 +224,7 @@ def check_npy_header(data: bytes, name, path) -> None:
             shape, fortran_order, dtype = fmt.read_array_header_2_0(fp)
         else:
             raise ValueError(f".npy format version {version[0]}.{version[1]} is not read here")
-    except (ValueError, TypeError, SyntaxError, EOFError, OverflowError, MemoryError) as e:
+    except Exception as e:  # numpy's header parser also raises tokenize.TokenError, SyntaxError
         raise ModelFileError(
             f"load_model: '{path}': {name} is not a plain .npy array ({e})."
         ) from None
@@ -264,8 +280,8 @@ def read_model_file(path):
         raise FileNotFoundError(f"load_model: no such file: '{path}'.")
     try:
         zf = zipfile.ZipFile(path)
-    except OSError as e:
-        raise type(e)(e.errno, f"load_model: cannot read '{path}': {e.strerror or e}") from None
+    except PermissionError:
+        raise
     except Exception as e:  # any failure to parse the container: not a zip we can read
         raise ModelFileError(
             f"load_model: '{path}' is not a slidenet model file (not a valid zip: {e}); it may be "
@@ -381,6 +397,7 @@ def _rebuild(header, weights, opt_arrays, path):
             losses_mod.deserialize(comp["loss"]),
             comp["metrics"],
         )
+        _check_hyperparameters(model.optimizer, path)
         model.optimizer.iterations = _count(comp, "optimizer_iterations", path, limit=None)
         trained = [
             w
@@ -396,9 +413,35 @@ def _rebuild(header, weights, opt_arrays, path):
                 f"{wanted[:8]} for this model; the file is corrupt."
             )
         dtypes = [w.dtype for w in trained] * len(model.optimizer.slot_names)
-        opt_arrays = [np.array(a, dtype=d) for a, d in zip(opt_arrays, dtypes, strict=True)]
+        if opt_arrays:  # none before the first step
+            opt_arrays = [np.array(a, dtype=d) for a, d in zip(opt_arrays, dtypes, strict=True)]
         model.optimizer.set_variables(opt_arrays, len(trained))
     return model
+
+
+#: Optimizer settings a file may hold, and their valid ranges (lower, upper, upper included).
+_HYPER_RANGES = {
+    "beta_1": (0.0, 1.0, False),
+    "beta_2": (0.0, 1.0, False),
+    "rho": (0.0, 1.0, False),
+    "momentum": (0.0, 1.0, True),
+}
+
+
+def _check_hyperparameters(optimizer, path) -> None:
+    """Refuse settings no one could have trained with (beta_1=1 divides by zero in Adam)."""
+    for key, value in optimizer.get_config().items():
+        bad = isinstance(value, float) and not math.isfinite(value)
+        if key in _HYPER_RANGES:
+            low, high, closed = _HYPER_RANGES[key]
+            bad = bad or not (low <= value < high or (closed and value == high))
+        elif key == "epsilon":
+            bad = bad or not value > 0
+        if bad:
+            raise ModelFileError(
+                f"load_model: '{path}': the optimizer {type(optimizer).__name__} has "
+                f"{key}={value!r}, outside its valid range; the file is corrupt."
+            )
 
 
 def _check_size(layer, shape, path) -> None:

@@ -351,7 +351,8 @@ def plot_occlusion(model, image, class_index=None, class_names=None, **kwargs) -
     probs = class_probabilities(model.predict(x))
     c = int(probs[0].argmax()) if class_index is None else class_index
     heat = occlusion_map(model, image, c, **kwargs)
-    title = f"occlusion: drop in P({_class_name(class_names, c)}) = {probs[0, c]:.2f}"
+    name = _class_name(class_names, c)
+    title = f"occlusion: drop in P({name}) when hidden (unhidden P({name}) = {probs[0, c]:.2f})"
     return _heat_figure(x, heat, model._input_shape, title, "bwr", symmetric=True)
 
 
