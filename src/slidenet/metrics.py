@@ -32,7 +32,7 @@ def sparse_categorical_accuracy(y_true, y_pred) -> float:
             f"sparse_categorical_accuracy: {y_true.size} labels for predictions "
             f"{fmt_shape(y_pred.shape)}; give one label per row."
         )
-    return float(np.mean(np.argmax(y_pred, axis=-1) == y_true)) if y_true.size else 0.0
+    return float(np.mean(np.argmax(y_pred, axis=-1).reshape(-1) == y_true)) if y_true.size else 0.0
 
 
 def categorical_accuracy(y_true, y_pred) -> float:
