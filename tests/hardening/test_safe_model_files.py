@@ -259,7 +259,7 @@ def edit_header(good, **changes):
         *parents, last = key.split("__")
         for p in parents:
             target = target[int(p)] if isinstance(target, list) else target[p]
-        target[last] = value
+        target[int(last) if isinstance(target, list) else last] = value
     return {**good, "slidenet.json": json.dumps(header).encode()}
 
 
@@ -280,6 +280,11 @@ def edit_header(good, **changes):
         ({"compile__optimizer__config__beta_1": 1.0}, r"Adam has beta_1=1\.0, outside its valid"),
         ({"compile__optimizer__config__epsilon": 0.0}, r"Adam has epsilon=0\.0, outside its valid"),
         ({"compile__optimizer_iterations": "7"}, r"optimizer_iterations='7'; expected a count"),
+        # values of the wrong type name the part of the description they sit in
+        ({"model__layers__0__config__activation": ["relu"]}, r"the config of layer 0 \(Dense\)"),
+        ({"model__layers__0": 7}, r"layer 0 of the model description is malformed"),
+        ({"training__history": [1, 2]}, r"the training state .* is malformed"),
+        ({"compile__metrics": 5}, r"the compile settings .* is malformed"),
     ],
 )
 def test_malformed_headers_give_model_file_errors(tmp_path, good, changes, match):

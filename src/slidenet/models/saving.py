@@ -323,8 +323,9 @@ def load_model(path):
         ModelFileError (a ValueError): the file is truncated, corrupt, unsafe or not a model file.
     """
     header, weights, opt_arrays = read_model_file(path)
+    where = ["the model description"]  # what _rebuild was reading, for the error message
     try:
-        model = _rebuild(header, weights, opt_arrays, path)
+        model = _rebuild(header, weights, opt_arrays, path, where)
     except ModelFileError:
         raise
     except MemoryError:
@@ -333,7 +334,8 @@ def load_model(path):
         ) from None
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError, IndexError) as e:
         raise ModelFileError(
-            f"load_model: '{path}' holds an invalid model description: {e}"
+            f"load_model: '{path}' holds an invalid model description: {where[-1]} is malformed "
+            f"({type(e).__name__}: {e})."
         ) from None
     except RecursionError:
         raise ModelFileError(
@@ -342,7 +344,7 @@ def load_model(path):
     return model
 
 
-def _rebuild(header, weights, opt_arrays, path):
+def _rebuild(header, weights, opt_arrays, path, where):
     from slidenet.layers import LAYER_CLASSES
     from slidenet.models.sequential import Sequential
 
@@ -350,12 +352,14 @@ def _rebuild(header, weights, opt_arrays, path):
     model = Sequential(name=config["name"])
     if config.get("input_shape") is not None:
         model._input_shape = tuple(int(s) for s in config["input_shape"])
-    for spec in config["layers"]:
+    for i, spec in enumerate(config["layers"]):
+        where.append(f"layer {i} of the model description")
         cls = LAYER_CLASSES.get(spec["class_name"])
         if cls is None:
             raise ModelFileError(
                 f"load_model: '{path}' uses layer type {spec['class_name']!r}, unknown here."
             )
+        where.append(f"the config of layer {i} ({spec['class_name']})")
         layer = cls.from_config(spec["config"])
         if layer.dtype.kind != "f":
             raise ModelFileError(
@@ -377,6 +381,7 @@ def _rebuild(header, weights, opt_arrays, path):
             f"{[w.shape for w in weights][:8]}; the file is corrupt."
         )
     model.set_weights(weights)
+    where.append("the training state (epoch, random generators, history)")
     training = header["training"]
     model.epoch = _count(training, "epoch", path, limit=None)
     if training["rng"] is not None:
@@ -390,6 +395,7 @@ def _rebuild(header, weights, opt_arrays, path):
 
         model.history = History()
         model.history.history = {k: list(v) for k, v in dict(training["history"]).items()}
+    where.append("the compile settings (optimizer, loss, metrics)")
     comp = header["compile"]
     if comp is not None:
         model.compile(
