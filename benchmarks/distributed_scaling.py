@@ -174,7 +174,7 @@ def machine_line():
     try:
         from mpi4py import MPI
 
-        mpi = MPI.Get_library_version().splitlines()[0].strip()
+        mpi = " ".join(MPI.Get_library_version().splitlines()[0].replace("Version:", "").split())
     except ImportError:
         mpi = "no mpi4py"
     return (

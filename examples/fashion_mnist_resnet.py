@@ -43,8 +43,8 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--final-lr-fraction",
         type=float,
-        default=0.03,
-        help="without --decay: the last epoch's learning rate as a fraction of --lr (0.03)",
+        default=0.1,
+        help="without --decay: the last epoch's learning rate as a fraction of --lr (0.1)",
     )
     parser.add_argument(
         "--no-augment", action="store_true", help="train without random horizontal flips"

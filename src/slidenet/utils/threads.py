@@ -6,8 +6,10 @@ arrays do run at once. :func:`run_in_parts` does that for the memory-bound parts
 (pooling, the optimizer's update). Every element is computed by the same operations as in one
 thread, so the results are identical bit for bit.
 
-The number of threads is ``SLIDENET_NUM_THREADS``, else ``OMP_NUM_THREADS``, else the number of
-cores this process may run on; 1 turns the threads off.
+Off by default: set ``SLIDENET_NUM_THREADS`` (e.g. to the number of cores) to turn it on. The
+default stays at one thread because OpenBLAS's own threads keep spinning for a while after each
+matrix product: on a 2-core machine a third busy thread made training steps slower, not faster,
+and on a loaded machine dramatically so (benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -23,15 +25,9 @@ _pool_pid = 0  # a forked child inherits the pool object but not its threads
 
 
 def num_threads() -> int:
-    """Threads used for elementwise work (>= 1)."""
-    for var in ("SLIDENET_NUM_THREADS", "OMP_NUM_THREADS"):
-        value = os.environ.get(var, "").strip()
-        if value.isdigit() and int(value) > 0:
-            return int(value)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    """Threads used for elementwise work: ``SLIDENET_NUM_THREADS``, else 1."""
+    value = os.environ.get("SLIDENET_NUM_THREADS", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else 1
 
 
 def run_in_parts(fn, n: int, size: int) -> None:
@@ -44,7 +40,7 @@ def run_in_parts(fn, n: int, size: int) -> None:
             threads pay off (serial below MIN_PARALLEL_SIZE).
 
     >>> import numpy as np
-    >>> a = np.arange(10.0)
+    >>> a = np.arange(10.0)  # (with SLIDENET_NUM_THREADS unset this runs in the calling thread)
     >>> run_in_parts(lambda i, j: np.multiply(a[i:j], 2, out=a[i:j]), len(a), a.size)
     >>> a[-1]
     np.float64(18.0)
