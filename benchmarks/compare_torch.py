@@ -200,6 +200,12 @@ def main(argv=None):
     import torch
 
     torch.set_num_threads(args.threads)
+    try:  # the same number of BLAS threads for NumPy
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.threads, user_api="blas")
+    except ImportError:
+        print("threadpoolctl is not installed: NumPy's BLAS threads are not set", file=sys.stderr)
     rows = []
     for name in args.models:
         for batch in args.batch_sizes:
