@@ -7,7 +7,7 @@ figure is the median over rounds, and ratios are taken within a round before the
 Usage:
     python benchmarks/compare_torch.py                 # batch 100, 7 rounds
     python benchmarks/compare_torch.py --batch-sizes 32 100 256 --rounds 5
-    python benchmarks/compare_torch.py --write benchmarks/results.md
+    python benchmarks/compare_torch.py --write benchmarks/results.md --section unset
 """
 
 from __future__ import annotations
@@ -194,8 +194,14 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--seconds", type=float, default=1.0, help="timing window per measurement")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--write", help="also write the table as Markdown to this file")
+    parser.add_argument(
+        "--write",
+        help="also write the table as Markdown into this file, replacing only its --section "
+        "(other sections of the file are kept)",
+    )
+    parser.add_argument("--section", default="main", help="name of the section --write replaces")
     args = parser.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)
 
     import torch
 
@@ -263,11 +269,28 @@ def main(argv=None):
     table = markdown(rows, machine_line(), args)
     print("\n" + table)
     if args.write:
-        tmp = args.write + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(table + "\n")
-        os.replace(tmp, args.write)
+        write_section(args.write, args.section, table)
     return 0
+
+
+def write_section(path, section, text):
+    """Put ``text`` between the markers of ``section`` in the Markdown file at ``path`` (replacing
+    what was there, or appending the section), atomically."""
+    begin, end = f"<!-- compare_torch: {section} -->", f"<!-- /compare_torch: {section} -->"
+    try:
+        with open(path) as f:
+            old = f.read()
+    except FileNotFoundError:
+        old = ""
+    block = f"{begin}\n{text}\n{end}"
+    if begin in old and end in old:
+        new = old[: old.index(begin)] + block + old[old.index(end) + len(end) :]
+    else:
+        new = (old.rstrip("\n") + "\n\n" if old else "") + block + "\n"
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(new)
+    os.replace(tmp, path)
 
 
 def format_row(row):
@@ -294,8 +317,7 @@ def markdown(rows, machine, args):
     lines = [
         f"Machine: {machine}",
         "",
-        f"Command: `python benchmarks/compare_torch.py --batch-sizes "
-        f"{' '.join(map(str, args.batch_sizes))} --rounds {args.rounds}` "
+        f"Command: `python benchmarks/compare_torch.py {' '.join(args.argv)}` "
         f"(medians over {args.rounds} alternating rounds, float32, {args.threads} threads)",
         "",
         "| model | batch | slidenet train img/s | torch NCHW | torch channels_last | "
