@@ -268,3 +268,32 @@ def class_names(meta: dict, n_classes: int) -> list[str]:
     if isinstance(names, list) and len(names) == n_classes:
         return [str(n) for n in names]
     return [str(i) for i in range(n_classes)]
+
+
+def add_model_source(p) -> None:
+    """MODEL (a file) or --model NAME|FILE.py:FUNCTION with --input-shape / --classes."""
+    p.add_argument("path", metavar="MODEL", nargs="?", help="a model file")
+    p.add_argument(
+        "--model",
+        metavar="NAME|FILE.py:FUNCTION",
+        help=f"a built-in model ({', '.join(builder_names())}) or a builder function in "
+        "a Python file (this runs that file)",
+    )
+    p.add_argument(
+        "--input-shape",
+        type=shape,
+        metavar="H,W,C",
+        help="input shape for --model (default: the builder's own)",
+    )
+    p.add_argument("--classes", type=positive_int, help="number of classes for --model")
+
+
+def model_from_source(args):
+    """The model that :func:`add_model_source`'s arguments name."""
+    if (args.path is None) == (args.model is None):
+        raise UsageError("give either a MODEL file or --model NAME, not both or neither")
+    if args.path is not None:
+        if args.input_shape or args.classes:
+            raise UsageError("--input-shape and --classes go with --model, not a model file")
+        return load(args.path)[0]
+    return build_model(args.model, args.input_shape, args.classes)[1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from slidenet.cli import _common
-from slidenet.cli._common import CLIError, UsageError
+from slidenet.cli._common import CLIError
 
 EXAMPLES = """\
 slidenet export cnn.slidenet -o cnn.onnx
@@ -26,13 +26,7 @@ def add_parser(subparsers):
         ),
         examples=EXAMPLES,
     )
-    p.add_argument("path", metavar="MODEL", nargs="?", help="a model file")
-    p.add_argument(
-        "--model",
-        metavar="NAME|FILE.py:FUNCTION",
-        help=f"a built-in model ({', '.join(_common.builder_names())}) or a builder function in "
-        "a Python file (this runs that file)",
-    )
+    _common.add_model_source(p)
     p.add_argument("-o", "--out", required=True, metavar="FILE.onnx", help="the ONNX file to write")
     p.add_argument(
         "--opset",
@@ -40,10 +34,6 @@ def add_parser(subparsers):
         default=17,
         help="ONNX opset (13 or later; default 17)",
     )
-    p.add_argument(
-        "--input-shape", type=_common.shape, metavar="H,W,C", help="input shape for --model"
-    )
-    p.add_argument("--classes", type=_common.positive_int, help="number of classes for --model")
     p.add_argument(
         "--verify",
         action="store_true",
@@ -57,14 +47,7 @@ def run(args) -> int:
     from slidenet.interop.onnx_export import to_onnx
     from slidenet.utils.files import atomic_write
 
-    if (args.path is None) == (args.model is None):
-        raise UsageError("give either a MODEL file or --model NAME, not both or neither")
-    if args.path is not None:
-        if args.input_shape or args.classes:
-            raise UsageError("--input-shape and --classes go with --model, not a model file")
-        model, _ = _common.load(args.path)
-    else:
-        _, model = _common.build_model(args.model, args.input_shape, args.classes)
+    model = _common.model_from_source(args)
     proto = to_onnx(model, opset=args.opset)
     data = proto.SerializeToString()
     atomic_write(args.out, lambda f: f.write(data))
