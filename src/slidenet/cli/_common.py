@@ -297,3 +297,12 @@ def model_from_source(args):
             raise UsageError("--input-shape and --classes go with --model, not a model file")
         return load(args.path)[0]
     return build_model(args.model, args.input_shape, args.classes)[1]
+
+
+def load_image_model(path):
+    """(model, meta, (H, W, C)) for a model file whose inputs are images; CLIError otherwise."""
+    model, meta = load(path)
+    target = model_input(model)
+    if target is None:
+        raise CLIError(f"{path} expects inputs of shape {model.input_shape}, not images (H, W, C)")
+    return model, meta, target

@@ -13,7 +13,7 @@ import json
 import numpy as np
 
 from slidenet.cli import _common, _data
-from slidenet.cli._common import CLIError, note
+from slidenet.cli._common import note
 
 EXAMPLES = """\
 slidenet predict cnn.slidenet digit.png
@@ -80,12 +80,7 @@ def probabilities(outputs: np.ndarray) -> np.ndarray:
 
 
 def run(args) -> int:
-    model, meta = _common.load(args.model)
-    target = _common.model_input(model)
-    if target is None:
-        raise CLIError(
-            f"{args.model} expects inputs of shape {model.input_shape}, not images (H, W, C)"
-        )
+    model, meta, target = _common.load_image_model(args.model)
     x = np.stack([prepare(path, target, args.invert) for path in args.images])
     probs = probabilities(model.predict(x, batch_size=64))
     names = _common.class_names(meta, probs.shape[1])

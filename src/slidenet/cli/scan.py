@@ -120,12 +120,7 @@ def run(args) -> int:
     from slidenet.applications import scan
     from slidenet.models.fully_convolutional import network_stride
 
-    model, meta = _common.load(args.model)
-    target = _common.model_input(model)
-    if target is None:
-        raise CLIError(
-            f"{args.model} expects inputs of shape {model.input_shape}, not images (H, W, C)"
-        )
+    model, meta, target = _common.load_image_model(args.model)
     h, w, channels = target
     scene = _data.read_image(args.scene, channels)
     if args.invert:
