@@ -124,7 +124,11 @@ class Conv2D(ActivationMixin, Layer):
             )
         if self.algorithm_arg != "auto":
             choice, why = self.algorithm_arg, "as asked"
-        elif fits and min(input_shape[-1], self.filters) >= WINOGRAD_MIN_DEPTH:
+        elif (
+            fits
+            and min(input_shape[-1], self.filters) >= WINOGRAD_MIN_DEPTH
+            and self.dtype in (np.float32, np.float64)  # float16 tiles lose too much precision
+        ):
             choice, why = "winograd", f"{self.kernel_size[0]}x{self.kernel_size[1]} stride 1"
         else:
             choice, why = "im2col", "the general path"
