@@ -229,19 +229,22 @@ class Layer:
         """Replace the parameters (same count and shapes as get_weights); cast to the layer
         dtype.
         """
+        for name, new in zip(self.weight_names, self._checked_weights(weights), strict=True):
+            setattr(self, name, np.array(new, dtype=self.dtype))
+
+    def _checked_weights(self, weights) -> list[np.ndarray]:
+        """``weights`` as arrays, checked against this built layer's count, shapes and kinds."""
         if not self.built:
             raise ValueError(
                 f"{self.label} is not built yet; add it to a model with an input shape."
             )
-        weights = list(weights)
+        weights = [np.asarray(w) for w in weights]
         if len(weights) != len(self.weight_names):
             raise ValueError(
                 f"{self.label} has {len(self.weight_names)} weight arrays "
                 f"({', '.join(self.weight_names) or 'none'}), got {len(weights)}."
             )
-        for name, new in zip(self.weight_names, weights, strict=True):
-            old = getattr(self, name)
-            new = np.asarray(new)
+        for name, old, new in zip(self.weight_names, self.weights, weights, strict=True):
             if new.shape != old.shape:
                 raise ValueError(
                     f"{self.label}: {name} has shape {fmt_shape(old.shape)}, "
@@ -249,7 +252,7 @@ class Layer:
                 )
             if new.dtype.kind not in "fiu":
                 raise TypeError(f"{self.label}: {name} must be numeric, got dtype {new.dtype}.")
-            setattr(self, name, np.array(new, dtype=self.dtype))
+        return weights
 
     def count_params(self) -> int:
         return int(sum(w.size for w in self.weights))

@@ -200,23 +200,7 @@ class ResidualBlock(Layer):
 
     def set_weights(self, weights) -> None:
         """Replace the weights (as get_weights returns them), sub-layer by sub-layer."""
-        if not self.built:
-            raise ValueError(
-                f"{self.label} is not built yet; add it to a model with an input shape."
-            )
-        weights = list(weights)
-        if len(weights) != len(self.weight_names):
-            raise ValueError(
-                f"{self.label} has {len(self.weight_names)} weight arrays "
-                f"({', '.join(self.weight_names)}), got {len(weights)}."
-            )
-        for name, old, new in zip(self.weight_names, self.weights, weights, strict=True):
-            shape = np.shape(new)
-            if shape != old.shape:
-                raise ValueError(
-                    f"{self.label}: {name} has shape {fmt_shape(old.shape)}, "
-                    f"got {fmt_shape(shape)}."
-                )
+        weights = self._checked_weights(weights)
         i = 0
         for layer in self.sublayers:
             n = len(layer.weight_names)
