@@ -11,6 +11,7 @@ import atexit
 import json
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -147,7 +148,11 @@ def abort(reason: str, code: int = 1, announce: bool = True):
             flush=True,
         )
     sys.stdout.flush()
+    sys.stderr.flush()
     _state["active"] = 0  # the exit check must not abort a second time
+    # mpiexec forwards each process's output through a pipe; MPI_Abort tears the job down at
+    # once, so give it a moment to pass on the traceback and the line above first
+    time.sleep(0.5)
     comm.Abort(code)
     os._exit(code)  # in case the MPI library returns from MPI_Abort
 
