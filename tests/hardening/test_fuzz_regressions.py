@@ -268,3 +268,16 @@ def test_metrics_check_their_shapes():
     # was: "operands could not be broadcast together with shapes (2,4) (8,)"
     y_pred = np.zeros((2, 4, 1))
     assert metrics.sparse_categorical_accuracy(np.zeros((2, 2, 2), int), y_pred) == 1.0
+
+
+def test_idx_header_whose_dimensions_overflow_with_a_zero_among_them(tmp_path):
+    """Found by fuzz/fuzz_idx.py (atheris, CI): dims 327688 x 16777216 x 134283264 x 0 x 0 hold 0
+    elements, but NumPy cannot form that shape ("cannot reshape array of size 0")."""
+    import base64
+
+    from slidenet.datasets.utils import IDXFormatError
+
+    path = tmp_path / "crash.idx"
+    path.write_bytes(base64.b64decode("AAAIBQAFAAgBAAAACAEAAAAAAAAAAAAA"))
+    with pytest.raises(IDXFormatError, match=r"too large for any array; the header is damaged"):
+        sn.utils.read_idx(path)

@@ -328,3 +328,14 @@ def test_unbalanced_npy_header_is_refused(tmp_path, good):
     bad = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text + bytes(48)
     path = write_zip(tmp_path / "tok.slidenet", {**good, "weights/0000.npy": bad}.items())
     load_refused(path, r"weights/0000\.npy is not a plain \.npy array")
+
+
+@pytest.mark.parametrize("value", [np.inf, np.nan, 1e300])
+@pytest.mark.parametrize("member", ["weights/0000.npy", "optimizer/0000.npy"])
+def test_non_finite_or_float32_overflowing_arrays_are_refused(tmp_path, good, member, value):
+    """1e300 is finite in float64 but infinite in the float32 layer (found by the atheris fuzzer
+    as an overflow in the cast)."""
+    array = np.load(io.BytesIO(good[member])).astype(np.float64)
+    array.flat[0] = value
+    path = write_zip(tmp_path / "nonfinite.slidenet", {**good, member: npy(array)}.items())
+    load_refused(path, r"holds NaN or infinite values .* the file is corrupt")

@@ -140,6 +140,11 @@ def _parse_idx(data: bytes, path: str) -> np.ndarray:
         )
     dims = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     dtype = IDX_DTYPES[code]
+    if math.prod(d for d in dims if d) * dtype.itemsize > 2**62:  # NumPy cannot even shape it
+        raise IDXFormatError(
+            f"read_idx: {path!r} declares dimensions {'x'.join(map(str, dims))}, too large for "
+            "any array; the header is damaged."
+        )
     expected = math.prod(dims) * dtype.itemsize
     found = len(data) - header
     declared = (

@@ -380,7 +380,9 @@ def _rebuild(header, weights, opt_arrays, path, where):
             f"{'...' if len(shapes) > 8 else ''} but the file holds "
             f"{[w.shape for w in weights][:8]}; the file is corrupt."
         )
-    model.set_weights(weights)
+    with np.errstate(over="ignore", under="ignore"):  # checked just below
+        model.set_weights(weights)
+    _check_finite(model.weights, "a weight", path)
     where.append("the training state (epoch, random generators, history)")
     training = header["training"]
     model.epoch = _count(training, "epoch", path, limit=None)
@@ -420,9 +422,21 @@ def _rebuild(header, weights, opt_arrays, path, where):
             )
         dtypes = [w.dtype for w in trained] * len(model.optimizer.slot_names)
         if opt_arrays:  # none before the first step
-            opt_arrays = [np.array(a, dtype=d) for a, d in zip(opt_arrays, dtypes, strict=True)]
+            with np.errstate(over="ignore", under="ignore"):  # checked just below
+                opt_arrays = [np.array(a, dtype=d) for a, d in zip(opt_arrays, dtypes, strict=True)]
+            _check_finite(opt_arrays, "the optimizer state", path)
         model.optimizer.set_variables(opt_arrays, len(trained))
     return model
+
+
+def _check_finite(arrays, what, path) -> None:
+    """Refuse NaN or infinite values (also float64 values too large for a float32 layer)."""
+    for array in arrays:
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise ModelFileError(
+                f"load_model: '{path}': {what} array of shape {array.shape} holds NaN or infinite "
+                "values (or values too large for the layer's dtype); the file is corrupt."
+            )
 
 
 #: Optimizer settings a file may hold, and their valid ranges (lower, upper, upper included).
