@@ -10,10 +10,10 @@ Notation (the lectures' letters)::
     dy, dx, dw, db  gradients of the loss with respect to y, x, w, b
 
 Every op comes as ``name_forward(...) -> (y, cache)`` and ``name_backward(dy, cache) -> grads``,
-and a
-plain ``name(...) -> y``. Ops never modify their inputs and keep the input's dtype (float32 or
-float64).
-:mod:`slidenet.ops.reference` holds the same math as textbook loops.
+and a plain ``name(...) -> y``. Ops never modify their inputs and keep the input's dtype (float32
+or float64). :mod:`slidenet.ops.reference` holds the same math as textbook loops, and
+:mod:`slidenet.ops.winograd` the fast form of 3x3 and 5x5 stride-1 convolutions
+(``conv2d_forward(..., algorithm="winograd")``).
 """
 
 from slidenet.ops.activations import (
