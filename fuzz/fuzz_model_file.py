@@ -33,13 +33,13 @@ with atheris.instrument_imports(include=["slidenet"]):
     import numpy as np
 
     import slidenet
-    from slidenet.models import saving
+    from slidenet.models import file_checks
     from slidenet.models.saving import ModelFileError
 
 # A few bytes of JSON may declare Dense(10**8): legal up to the loader's 2 GiB bound, but slow to
 # allocate thousands of times. The harness lowers the bound (the bound itself is tested in
 # tests/hardening/test_safe_model_files.py) so that every input runs in milliseconds.
-saving.MAX_ARRAY_BYTES = 16 * 1024**2
+file_checks.MAX_ARRAY_BYTES = 16 * 1024**2
 
 CORPUS = Path(__file__).resolve().parent / "corpus_model"
 TMP = Path(tempfile.mkdtemp(prefix="slidenet-fuzz-model-"))

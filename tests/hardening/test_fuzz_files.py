@@ -25,7 +25,7 @@ import slidenet as sn
 from slidenet import layers as L
 from slidenet.datasets.utils import read_idx as datasets_read_idx
 from slidenet.datasets.utils import write_idx
-from slidenet.models import saving
+from slidenet.models import file_checks
 from slidenet.utils import read_idx
 
 
@@ -147,7 +147,7 @@ def test_load_model_on_rewritten_descriptions(edits):
                 data = json.dumps(header).encode()
             dst.writestr(info.filename, data)
     with pytest.MonkeyPatch.context() as mp:  # JSON may ask for Dense(10**8): keep it small
-        mp.setattr(saving, "MAX_ARRAY_BYTES", 1024**2)
+        mp.setattr(file_checks, "MAX_ARRAY_BYTES", 1024**2)
         ok, model = _load_bytes(
             out.getvalue(), ".slidenet", sn.load_model, "load_model", "invalid model description"
         )

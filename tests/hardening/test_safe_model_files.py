@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import slidenet as keras
-from slidenet.models import ModelFileError, saving
+from slidenet.models import ModelFileError, file_checks, saving
 
 
 @pytest.fixture
@@ -106,9 +106,9 @@ def test_every_array_goes_through_the_header_check_and_allow_pickle_false(
     tmp_path, good, monkeypatch
 ):
     checked, loads = [], []
-    real_check, real_load = saving.check_npy_header, np.load
+    real_check, real_load = file_checks.check_npy_header, np.load
     monkeypatch.setattr(
-        saving, "check_npy_header", lambda d, n, p: checked.append(n) or real_check(d, n, p)
+        file_checks, "check_npy_header", lambda d, n, p: checked.append(n) or real_check(d, n, p)
     )
     monkeypatch.setattr(np, "load", lambda *a, **k: loads.append(k) or real_load(*a, **k))
     path = write_zip(tmp_path / "ok.slidenet", good.items())
@@ -208,7 +208,7 @@ def test_zip_bombs_are_refused_from_the_declared_sizes(tmp_path, good):
 
 
 def test_a_real_deflate_bomb_is_refused(tmp_path, good, monkeypatch):
-    monkeypatch.setattr(saving, "MAX_TOTAL_BYTES", 8 * 1024**2)  # so the test stays small
+    monkeypatch.setattr(file_checks, "MAX_TOTAL_BYTES", 8 * 1024**2)  # so the test stays small
     bomb = [("pad.bin", bytes(16 * 1024**2))]  # 16 MiB of zeros deflate to 16 KiB
     path = write_zip(tmp_path / "deflate.slidenet", [*good.items(), *bomb], zipfile.ZIP_DEFLATED)
     assert path.stat().st_size < 100_000
