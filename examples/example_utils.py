@@ -217,3 +217,22 @@ def report(name, data_name, result, args, total_start):
         return 1
     print(f"OK: test accuracy {result.accuracy:.4f} >= {args.min_accuracy:.4f}.")
     return 0
+
+
+def run_on_mnist_sample(builder_name, parser, argv, title=None):
+    """Train ``slidenet.applications.<builder_name>`` on the bundled MNIST sample with the options
+    of ``parser``, check and report the test accuracy (as ``title``); returns the exit status."""
+    args = parser.parse_args(argv)
+    total_start = time.perf_counter()
+
+    from slidenet import applications
+    from slidenet.datasets import mnist_sample
+    from slidenet.utils import set_random_seed
+
+    (x_train, y_train), (x_test, y_test) = limit(mnist_sample.load_data(), args.limit)
+    data = (images_01(x_train), y_train), (images_01(x_test), y_test)
+    set_random_seed(args.seed)
+    model = getattr(applications, builder_name)(input_shape=(28, 28, 1))
+    result = train_and_evaluate(model, data, args)
+    title = title or builder_name
+    return report(title, "MNIST sample (bundled)", result, args, total_start)

@@ -11,9 +11,8 @@ rate 1e-3 decayed by 0.6 per epoch, batches of 32, 6 epochs. Always available of
 from __future__ import annotations
 
 import sys
-import time
 
-from example_utils import images_01, limit, make_parser, report, train_and_evaluate
+from example_utils import make_parser, run_on_mnist_sample
 
 CLAIM = 0.97
 
@@ -27,19 +26,7 @@ def main(argv=None) -> int:
         decay=0.6,
         min_accuracy=CLAIM,
     )
-    args = parser.parse_args(argv)
-    total_start = time.perf_counter()
-
-    from slidenet import applications
-    from slidenet.datasets import mnist_sample
-    from slidenet.utils import set_random_seed
-
-    (x_train, y_train), (x_test, y_test) = limit(mnist_sample.load_data(), args.limit)
-    data = (images_01(x_train), y_train), (images_01(x_test), y_test)
-    set_random_seed(args.seed)
-    model = applications.mnist_cnn()
-    result = train_and_evaluate(model, data, args)
-    return report("mnist_cnn (lecture CNN)", "MNIST sample (bundled)", result, args, total_start)
+    return run_on_mnist_sample("mnist_cnn", parser, argv, title="mnist_cnn (lecture CNN)")
 
 
 if __name__ == "__main__":

@@ -12,9 +12,8 @@ available offline: the digits ship with slidenet.
 from __future__ import annotations
 
 import sys
-import time
 
-from example_utils import images_01, limit, make_parser, report, train_and_evaluate
+from example_utils import make_parser, run_on_mnist_sample
 
 CLAIM = 0.97
 
@@ -28,19 +27,7 @@ def main(argv=None) -> int:
         decay=0.85,
         min_accuracy=CLAIM,
     )
-    args = parser.parse_args(argv)
-    total_start = time.perf_counter()
-
-    from slidenet import applications
-    from slidenet.datasets import mnist_sample
-    from slidenet.utils import set_random_seed
-
-    (x_train, y_train), (x_test, y_test) = limit(mnist_sample.load_data(), args.limit)
-    data = (images_01(x_train), y_train), (images_01(x_test), y_test)
-    set_random_seed(args.seed)
-    model = applications.lenet5(input_shape=(28, 28, 1))
-    result = train_and_evaluate(model, data, args)
-    return report("lenet5", "MNIST sample (bundled)", result, args, total_start)
+    return run_on_mnist_sample("lenet5", parser, argv)
 
 
 if __name__ == "__main__":
