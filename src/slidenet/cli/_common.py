@@ -306,3 +306,19 @@ def load_image_model(path):
     if target is None:
         raise CLIError(f"{path} expects inputs of shape {model.input_shape}, not images (H, W, C)")
     return model, meta, target
+
+
+def add_saved_model_and_data(p) -> None:
+    """MODEL (a file), --dataset (default: the recorded one) and --split, for commands that run
+    a saved model on a data set (evaluate, report)."""
+    from slidenet.cli import _data
+
+    p.add_argument("model", metavar="MODEL", help="a model file written by train or model.save")
+    p.add_argument(
+        "--dataset",
+        metavar="DATASET",
+        help=_data.HELP + " (default: the one the model was trained on, when recorded)",
+    )
+    p.add_argument(
+        "--split", choices=("test", "train"), default="test", help="which split (default test)"
+    )

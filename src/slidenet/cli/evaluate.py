@@ -27,15 +27,7 @@ def add_parser(subparsers):
         ),
         examples=EXAMPLES,
     )
-    p.add_argument("model", metavar="MODEL", help="a model file written by train or model.save")
-    p.add_argument(
-        "--dataset",
-        metavar="DATASET",
-        help=_data.HELP + " (default: the one the model was trained on, when recorded)",
-    )
-    p.add_argument(
-        "--split", choices=("test", "train"), default="test", help="which split (default test)"
-    )
+    _common.add_saved_model_and_data(p)
     p.add_argument(
         "--batch-size", type=_common.positive_int, default=256, help="examples per forward pass"
     )

@@ -34,20 +34,12 @@ def add_parser(subparsers):
         ),
         examples=EXAMPLES,
     )
-    p.add_argument("model", metavar="MODEL", help="a model file written by train or model.save")
-    p.add_argument(
-        "--dataset",
-        metavar="DATASET",
-        help=_data.HELP + " (default: the one the model was trained on, when recorded)",
-    )
+    _common.add_saved_model_and_data(p)
     p.add_argument(
         "-o",
         "--out",
         metavar="PATH",
         help="HTML file to write (default: MODEL with the suffix .html)",
-    )
-    p.add_argument(
-        "--split", choices=("test", "train"), default="test", help="which split (default test)"
     )
     p.add_argument(
         "--limit",
