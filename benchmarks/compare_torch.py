@@ -102,6 +102,63 @@ def torch_runner(name, batch, channels_last):
     return train, infer_one_call, infer_chunked
 
 
+def check_same_function(name, batch=4, seed=0):
+    """Before timing: the two nets compute the same function. Returns the largest relative error.
+
+    slidenet's float32 net (weights from its own initializer) is copied into the torch net, which
+    runs in float64 on a contiguous NCHW input: torch 2.13's float32 conv on channels-last memory
+    gave wrong gradients on AVX2 machines, so a float32 torch result is no reference. Compares the
+    class probabilities and the loss gradient of every weight (those of one training step).
+    """
+    import torch
+
+    import slidenet
+    from slidenet import applications
+
+    slidenet.utils.set_random_seed(seed)
+    model = getattr(applications, name)(input_shape=(28, 28, 1))
+    model.compile(slidenet.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+    rng = np.random.default_rng(seed)
+    x = rng.random((batch, 28, 28, 1), dtype=np.float32)
+    y = rng.integers(0, 10, batch)
+    probs = model.predict(x, verbose=0)
+    before = [[w.copy() for w in layer.get_weights()] for layer in model.layers]
+    model.train_on_batch(x, y)  # fills layer.grads (the gradients at the weights before the step)
+
+    net = torch_net(name).double()
+    modules = [m for m in net if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)]
+    layers = [layer for layer in model.layers if layer.weights]
+    weights = [w for w in before if w]
+    pairs = []  # (torch parameter, slidenet gradient in torch's layout)
+    with torch.no_grad():
+        for i, (module, layer, (kernel, bias)) in enumerate(
+            zip(modules, layers, weights, strict=True)
+        ):
+            dkernel, dbias = layer.grads
+            if kernel.ndim == 4:  # (Fh, Fw, D, K) -> (K, D, Fh, Fw)
+                to_torch = lambda k: np.transpose(k, (3, 2, 0, 1))  # noqa: E731
+            elif i > 0 and layers[i - 1].weights[0].ndim == 4:  # first Dense after Flatten
+                h, w, c = model.layers[model.layers.index(layer) - 1].input_shape[1:]
+                to_torch = lambda k, h=h, w=w, c=c: (  # noqa: E731
+                    k.reshape(h, w, c, -1).transpose(2, 0, 1, 3).reshape(h * w * c, -1).T
+                )
+            else:  # (D_in, units) -> (units, D_in)
+                to_torch = lambda k: k.T  # noqa: E731
+            module.weight.copy_(torch.tensor(to_torch(kernel).astype(np.float64)))
+            module.bias.copy_(torch.tensor(bias.astype(np.float64)))
+            pairs += [(module.weight, to_torch(dkernel)), (module.bias, dbias)]
+    xt = torch.tensor(np.moveaxis(x, -1, 1).astype(np.float64)).contiguous()
+    logits = net(xt)
+    torch.nn.functional.cross_entropy(logits, torch.tensor(y)).backward()
+
+    def rel(ours, ref):
+        ref = ref.detach().numpy()
+        return float(np.max(np.abs(ours - ref)) / max(np.max(np.abs(ref)), 1e-30))
+
+    errors = [rel(probs, torch.softmax(logits, 1))] + [rel(g, p.grad) for p, g in pairs]
+    return max(errors)
+
+
 _MEMORY_CHILD = """
 import resource, sys
 import numpy as np
@@ -212,6 +269,11 @@ def main(argv=None):
         threadpool_limits(args.threads, user_api="blas")
     except ImportError:
         print("threadpoolctl is not installed: NumPy's BLAS threads are not set", file=sys.stderr)
+    for name in args.models:
+        err = check_same_function(name)
+        print(f"{name}: slidenet float32 vs torch float64, largest relative error {err:.1e}")
+        if err > 1e-4:
+            raise SystemExit(f"{name}: the two nets disagree (relative error {err:.1e})")
     rows = []
     for name in args.models:
         for batch in args.batch_sizes:

@@ -1,5 +1,6 @@
 """Losses against torch (value and gradient w.r.t. the predictions), the fused softmax/sigmoid +
-cross-entropy path on extreme logits, target checks, and the metrics on hand-made examples."""
+cross-entropy path on extreme logits, target checks, and the metrics on hand-made examples. torch
+computes in float64 on tensors from tests/torch_oracle.py."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import torch.nn.functional as F
 
 import slidenet as sn
 from slidenet import losses, metrics
+from torch_oracle import leaf, to_numpy
 
 RTOL, ATOL = 1e-10, 1e-12
 
@@ -28,10 +30,10 @@ def ours(loss, y_true, y_pred):
 
 
 def theirs(fn, y_pred):
-    p = torch.tensor(y_pred, requires_grad=True)
+    p = leaf(y_pred)
     value = fn(p)
     value.backward()
-    return value.item(), p.grad.numpy()
+    return value.item(), to_numpy(p.grad)
 
 
 def check(loss, y_true, y_pred, torch_fn):
@@ -59,7 +61,7 @@ def test_sparse_ce_on_probabilities(data):
         losses.SparseCategoricalCrossentropy(),
         labels,
         probs,
-        lambda p: F.nll_loss(torch.log(p), torch.tensor(labels)),
+        lambda p: F.nll_loss(torch.log(p), leaf(labels, grad=False)),
     )
 
 
@@ -69,7 +71,7 @@ def test_sparse_ce_from_logits(data):
         losses.SparseCategoricalCrossentropy(from_logits=True),
         labels,
         logits,
-        lambda z: F.cross_entropy(z, torch.tensor(labels)),
+        lambda z: F.cross_entropy(z, leaf(labels, grad=False)),
     )
 
 
@@ -86,7 +88,7 @@ def test_categorical_ce_on_probabilities(data):
         losses.CategoricalCrossentropy(),
         onehot,
         probs,
-        lambda p: -(torch.tensor(onehot) * torch.log(p)).sum(1).mean(),
+        lambda p: -(leaf(onehot, grad=False) * torch.log(p)).sum(1).mean(),
     )
 
 
@@ -96,14 +98,14 @@ def test_categorical_ce_from_logits_one_hot_and_soft_targets(data):
         losses.CategoricalCrossentropy(from_logits=True),
         onehot,
         logits,
-        lambda z: F.cross_entropy(z, torch.tensor(onehot)),
+        lambda z: F.cross_entropy(z, leaf(onehot, grad=False)),
     )
     soft = np.random.default_rng(1).dirichlet(np.ones(4), size=6)
     check(
         losses.CategoricalCrossentropy(from_logits=True),
         soft,
         logits,
-        lambda z: F.cross_entropy(z, torch.tensor(soft)),
+        lambda z: F.cross_entropy(z, leaf(soft, grad=False)),
     )
 
 
@@ -121,7 +123,9 @@ def test_binary_ce_on_probabilities(shape):
     rng = np.random.default_rng(2)
     p = rng.uniform(0.05, 0.95, size=shape)
     y = rng.integers(0, 2, size=shape).astype(np.float64)
-    check(losses.BinaryCrossentropy(), y, p, lambda q: F.binary_cross_entropy(q, torch.tensor(y)))
+    check(
+        losses.BinaryCrossentropy(), y, p, lambda q: F.binary_cross_entropy(q, leaf(y, grad=False))
+    )
 
 
 @pytest.mark.parametrize("shape", [(6, 1), (4, 3)])
@@ -133,7 +137,7 @@ def test_binary_ce_from_logits(shape):
         losses.BinaryCrossentropy(from_logits=True),
         y,
         z,
-        lambda q: F.binary_cross_entropy_with_logits(q, torch.tensor(y)),
+        lambda q: F.binary_cross_entropy_with_logits(q, leaf(y, grad=False)),
     )
 
 
@@ -148,7 +152,7 @@ def test_binary_ce_takes_flat_targets_for_one_unit():
 def test_mse(shape):
     rng = np.random.default_rng(4)
     pred, y = rng.normal(size=shape), rng.normal(size=shape)
-    check(losses.MeanSquaredError(), y, pred, lambda q: F.mse_loss(q, torch.tensor(y)))
+    check(losses.MeanSquaredError(), y, pred, lambda q: F.mse_loss(q, leaf(y, grad=False)))
     assert losses.get("mse").name == "mean_squared_error"
 
 
@@ -190,7 +194,7 @@ def test_fused_softmax_ce_is_stable_for_extreme_logits(label):
     y = np.array([label, label])
     value, grad = loss.forward_logits(y, EXTREME)
     assert math.isfinite(value) and np.isfinite(grad).all()
-    tv, tg = theirs(lambda z: F.cross_entropy(z, torch.tensor(y)), EXTREME)
+    tv, tg = theirs(lambda z: F.cross_entropy(z, leaf(y, grad=False)), EXTREME)
     assert value == pytest.approx(tv, rel=1e-12)
     np.testing.assert_allclose(grad, tg, rtol=1e-12, atol=1e-15)
     # also through from_logits=True, and in float32
@@ -203,7 +207,7 @@ def test_fused_sigmoid_bce_is_stable_for_extreme_logits():
     z = np.array([[1000.0], [-1000.0], [30.0], [-745.0]])
     y = np.array([[0.0], [1.0], [1.0], [1.0]])
     value, grad = losses.BinaryCrossentropy().forward_logits(y, z)
-    tv, tg = theirs(lambda q: F.binary_cross_entropy_with_logits(q, torch.tensor(y)), z)
+    tv, tg = theirs(lambda q: F.binary_cross_entropy_with_logits(q, leaf(y, grad=False)), z)
     assert math.isfinite(value) and np.isfinite(grad).all()
     assert value == pytest.approx(tv, rel=1e-12)
     np.testing.assert_allclose(grad, tg, rtol=1e-12, atol=1e-15)

@@ -1,5 +1,6 @@
 """Optimizers against torch.optim (same weights, same gradient sequence, several steps) and against
-plain NumPy transcriptions of Keras' formulas where Keras and torch differ (where eps enters)."""
+plain NumPy transcriptions of Keras' formulas where Keras and torch differ (where eps enters).
+torch's parameters are float64 leaves from tests/torch_oracle.py."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 import torch
 
 from slidenet import optimizers
+from torch_oracle import leaf, to_numpy
 
 SHAPES = [(3, 4), (4,), (2, 1, 3)]
 STEPS = 6
@@ -30,14 +32,14 @@ def run_ours(opt, weights, grad_seq):
 
 
 def run_torch(make_opt, weights, grad_seq):
-    params = [torch.tensor(w.copy(), requires_grad=True) for w in weights]
+    params = [leaf(w) for w in weights]
     opt = make_opt(params)
     trajectory = []
     for grads in grad_seq:
         for p, g in zip(params, grads, strict=True):
-            p.grad = torch.tensor(g)
+            p.grad = leaf(g, grad=False)
         opt.step()
-        trajectory.append([p.detach().numpy().copy() for p in params])
+        trajectory.append([to_numpy(p) for p in params])
     return trajectory
 
 

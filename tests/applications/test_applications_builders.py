@@ -1,5 +1,6 @@
 """The model builders: parameter counts by hand arithmetic and by torch-built equivalents, shapes,
-and that each trains a step and survives the model-file round trip."""
+and that each trains a step and survives the model-file round trip. torch runs in float64 on
+contiguous channels-first tensors (tests/torch_oracle.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from torch import nn
 import slidenet as keras
 from slidenet import applications as apps
 from slidenet import layers as L
+from torch_oracle import ORACLE_DTYPE, leaf, to_nchw, to_numpy
 
 
 def torch_count(module: nn.Module) -> int:
@@ -48,10 +50,10 @@ def test_vgg_small_counts():
         *conv_bn(1, 32), nn.ReLU(), *conv_bn(32, 32), nn.ReLU(), nn.MaxPool2d(2),
         *conv_bn(32, 64), nn.ReLU(), *conv_bn(64, 64), nn.ReLU(), nn.MaxPool2d(2),
         nn.Flatten(), nn.Linear(3136, 128), nn.ReLU(), nn.Dropout(0.3), nn.Linear(128, 10),
-    )  # fmt: skip
+    ).double()  # fmt: skip
     assert model.count_params() == by_hand == torch_count(torch_net) == 468394
     assert model.output_shape == (None, 10)
-    assert torch_net(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    assert torch_net(torch.zeros(2, 1, 28, 28, dtype=ORACLE_DTYPE)).shape == (2, 10)
     names = [type(layer).__name__ for layer in model.layers]
     assert names.count("BatchNormalization") == 4 and names.count("MaxPooling2D") == 2
     assert all(not c.use_bias for c in model.layers if isinstance(c, L.Conv2D))
@@ -73,10 +75,10 @@ def test_resnet_small_counts_and_shortcuts():
         TorchBasicBlock(16, 32, 2), TorchBasicBlock(32, 32, 1),
         TorchBasicBlock(32, 64, 2), TorchBasicBlock(64, 64, 1),
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10),
-    )  # fmt: skip
+    ).double()  # fmt: skip
     assert model.count_params() == by_hand == torch_count(torch_net) == 176090
     assert 100_000 < model.count_params() < 300_000
-    assert torch_net(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    assert torch_net(torch.zeros(2, 1, 28, 28, dtype=ORACLE_DTYPE)).shape == (2, 10)
     assert model.output_shape == (None, 10)
 
 
@@ -88,18 +90,18 @@ def test_keyword_scanner_counts_and_torch_forward():
         "GlobalMaxPooling1D",
         "Dense",
     ]
-    conv, dense = nn.Conv1d(1, 5, 7), nn.Linear(5, 1)
+    conv, dense = nn.Conv1d(1, 5, 7).double(), nn.Linear(5, 1).double()
     assert torch_count(nn.Sequential(conv, dense)) == model.count_params()
     k, b, w, c = model.get_weights()
-    with torch.no_grad():
-        conv.weight.copy_(torch.tensor(k).permute(2, 1, 0))
-        conv.bias.copy_(torch.tensor(b))
-        dense.weight.copy_(torch.tensor(w).T)
-        dense.bias.copy_(torch.tensor(c))
+    with torch.no_grad():  # slidenet's layouts -> torch's: (F, in, out) -> (out, in, F), w.T
+        conv.weight.copy_(leaf(np.transpose(k, (2, 1, 0)), grad=False))
+        conv.bias.copy_(leaf(b, grad=False))
+        dense.weight.copy_(leaf(w.T, grad=False))
+        dense.bias.copy_(leaf(c, grad=False))
     x = np.random.default_rng(0).normal(size=(3, 40, 1)).astype(np.float32)
     with torch.no_grad():
-        h = torch.relu(conv(torch.tensor(x).permute(0, 2, 1))).amax(dim=2)
-        want = torch.sigmoid(dense(h)).numpy()
+        h = torch.relu(conv(to_nchw(x, grad=False))).amax(dim=2)
+        want = to_numpy(torch.sigmoid(dense(h)))
     np.testing.assert_allclose(model.predict(x), want, rtol=1e-5, atol=1e-6)
     assert apps.keyword_scanner().count_params() == (12 + 1) * 16 + 17
 

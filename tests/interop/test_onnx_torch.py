@@ -1,7 +1,12 @@
-"""Networks built in PyTorch, exported to ONNX and imported into slidenet predict like torch."""
+"""Networks built in PyTorch, exported to ONNX and imported into slidenet predict like torch.
+
+The export is float32 (ONNX interop is float32); the reference numbers come from a float64 copy of
+the torch net run on contiguous NCHW tensors (tests/torch_oracle.py).
+"""
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import numpy as np
@@ -15,6 +20,7 @@ from onnx_cases import TOL, max_diff, ort_predict  # noqa: E402
 
 from slidenet.interop import UnsupportedOnnxError, import_onnx  # noqa: E402
 from slidenet.layers import Conv2D, Dense, Flatten, MaxPooling2D, ResidualBlock  # noqa: E402
+from torch_oracle import leaf, nhwc, to_numpy  # noqa: E402
 
 nn = torch.nn
 
@@ -89,10 +95,15 @@ def lenet5_by_hand(net, path) -> None:
     onnx.save(model, str(path))
 
 
+def oracle(net):
+    """A float64 copy of ``net`` (the exported float32 net is left as it is)."""
+    return copy.deepcopy(net).double()
+
+
 def torch_vs_slidenet(net, model, shape, n=4, seed=0) -> float:
     x = np.random.default_rng(seed).normal(size=(n, *shape)).astype(np.float32)
-    with torch.no_grad():
-        want = net(torch.from_numpy(x)).numpy()
+    with torch.no_grad():  # x is channels-first already, as torch takes it
+        want = to_numpy(oracle(net)(leaf(x, grad=False)))
     got = model.predict(np.moveaxis(x, 1, -1))  # slidenet takes NHWC / NLC
     if got.ndim == want.ndim and got.ndim > 2:
         got = np.moveaxis(got, -1, 1)
@@ -203,11 +214,11 @@ def test_imported_torch_model_is_explained_like_torch(tmp_path, capsys):
     model.summary()
     assert "Total params: 61,706" in capsys.readouterr().out
     image = np.random.default_rng(3).random((1, 28, 28), dtype=np.float32)
-    x = torch.from_numpy(image[None]).requires_grad_(True)
-    logits = net[:-1](x)
+    x = leaf(image[None])  # (1, 1, 28, 28): channels-first, contiguous
+    logits = oracle(net)[:-1](x)
     c = int(logits.argmax())
     logits[0, c].backward()
-    want = x.grad.numpy()[0].transpose(1, 2, 0)
+    want = to_numpy(nhwc(x.grad))[0]
     got = attribution.saliency_map(model, image.transpose(1, 2, 0), class_index=c)
     assert max_diff(got, want) <= 1e-5 * max(1.0, float(np.abs(want).max()))
 

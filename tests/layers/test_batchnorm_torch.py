@@ -6,6 +6,9 @@ with the batch's *biased* variance (divided by n). torch: running = (1 - momentu
 momentum * batch statistic, so torch's momentum=0.01 is Keras' 0.99; torch's running variance uses
 the *unbiased* batch variance (divided by n - 1). Both normalise a training batch with the biased
 variance.
+
+The torch side always computes in float64 on contiguous NCHW tensors (tests/torch_oracle.py);
+slidenet's float32 results are compared with that float64 reference at float32 tolerances.
 """
 
 from __future__ import annotations
@@ -15,36 +18,38 @@ import pytest
 import torch
 
 from slidenet import layers as L
+from torch_oracle import leaf, nhwc, to_nchw, to_numpy
 
 TOL = {np.float64: {"rtol": 1e-10, "atol": 1e-12}, np.float32: {"rtol": 1e-5, "atol": 2e-5}}
-TORCH_DTYPE = {np.float64: torch.float64, np.float32: torch.float32}
 
 
 def pair(d, dtype, momentum=0.99, eps=1e-3):
-    """A slidenet layer and a torch module with the same conventions and random gamma/beta."""
+    """A slidenet layer in ``dtype`` and a float64 torch module with the same conventions and
+    random gamma/beta."""
     rng = np.random.default_rng(7)
     ours = L.BatchNormalization(momentum=momentum, epsilon=eps, dtype=np.dtype(dtype).name)
     ours.build((4, 5, d))
     gamma, beta = rng.uniform(0.5, 1.5, d), rng.normal(size=d)
     ours.set_weights([gamma, beta, np.zeros(d), np.ones(d)])
-    theirs = torch.nn.BatchNorm2d(d, momentum=1 - momentum, eps=eps, dtype=TORCH_DTYPE[dtype])
+    theirs = torch.nn.BatchNorm2d(d, momentum=1 - momentum, eps=eps).double()
     with torch.no_grad():
-        theirs.weight.copy_(torch.tensor(gamma))
-        theirs.bias.copy_(torch.tensor(beta))
+        theirs.weight.copy_(leaf(gamma, grad=False))
+        theirs.bias.copy_(leaf(beta, grad=False))
     return ours, theirs
 
 
 def run_torch(module, x, dy):
-    """NHWC x and dy through an NCHW module: (y, dx, dgamma, dbeta) as NHWC NumPy arrays."""
+    """NHWC x and dy through an NCHW module (float64, contiguous NCHW): (y, dx, dgamma, dbeta) as
+    float64 NHWC NumPy arrays."""
     module.weight.grad = module.bias.grad = None
-    xt = torch.tensor(x).permute(0, 3, 1, 2).requires_grad_(True)
+    xt = to_nchw(x)
     yt = module(xt)
-    yt.backward(torch.tensor(dy).permute(0, 3, 1, 2))
+    yt.backward(to_nchw(dy, grad=False))
     return (
-        yt.detach().permute(0, 2, 3, 1).numpy(),
-        xt.grad.permute(0, 2, 3, 1).numpy(),
-        module.weight.grad.numpy(),
-        module.bias.grad.numpy(),
+        to_numpy(nhwc(yt)),
+        to_numpy(nhwc(xt.grad)),
+        to_numpy(module.weight.grad),
+        to_numpy(module.bias.grad),
     )
 
 
@@ -73,11 +78,11 @@ def test_training_mode_and_running_statistics_over_several_steps(dtype):
         biased = x.astype(np.float64).var(axis=(0, 1, 2))
         want_var = 0.99 * want_var + 0.01 * biased  # Keras' recurrence, biased variance
         torch_var = 0.99 * torch_var + 0.01 * biased * n / (n - 1)  # torch's, unbiased
-        np.testing.assert_allclose(ours.moving_mean, theirs.running_mean.numpy(), **TOL[dtype])
+        np.testing.assert_allclose(ours.moving_mean, to_numpy(theirs.running_mean), **TOL[dtype])
         np.testing.assert_allclose(ours.moving_variance, want_var, **TOL[dtype])
-        np.testing.assert_allclose(theirs.running_var.numpy(), torch_var, **TOL[dtype])
+        np.testing.assert_allclose(to_numpy(theirs.running_var), torch_var, **TOL[dtype])
     # after 4 steps the two running variances differ by sum_k 0.01 * 0.99^(4-k) * (u_k - b_k) > 0
-    gap = theirs.running_var.numpy() - ours.moving_variance
+    gap = to_numpy(theirs.running_var) - ours.moving_variance
     assert (gap > 0).all() and gap.max() < 0.05
     assert ours.moving_mean.max() > 0.05  # the statistics did move
 
@@ -90,8 +95,8 @@ def test_inference_mode_uses_the_running_statistics(dtype):
     mean, var = rng.normal(size=d), rng.uniform(0.5, 3.0, d)
     ours.set_weights([ours.gamma, ours.beta, mean, var])
     with torch.no_grad():
-        theirs.running_mean.copy_(torch.tensor(mean))
-        theirs.running_var.copy_(torch.tensor(var))
+        theirs.running_mean.copy_(leaf(mean, grad=False))
+        theirs.running_var.copy_(leaf(var, grad=False))
     theirs.eval()
     x = (rng.normal(size=(3, 4, 5, d)) * 2 - 1).astype(dtype)
     dy = rng.normal(size=x.shape).astype(dtype)
@@ -114,6 +119,6 @@ def test_one_training_step_variance_relation_exactly():
     n = x.size // 2
     biased = x.var(axis=(0, 1, 2))
     np.testing.assert_allclose(
-        theirs.running_var.numpy() - ours.moving_variance, 0.01 * biased / (n - 1), rtol=1e-10
+        to_numpy(theirs.running_var) - ours.moving_variance, 0.01 * biased / (n - 1), rtol=1e-10
     )
     np.testing.assert_allclose(ours.moving_variance, 0.99 + 0.01 * biased, rtol=1e-12)

@@ -2,8 +2,9 @@
 
 torch is imported at the top on purpose: without it this module fails to import, so a missing test
 dependency shows up as a failure, not a skip. slidenet is channels-last (NHWC / NLC), torch
-channels-first; the helpers below transpose. Each case runs in float64 (tight tolerance) and
-float32.
+channels-first: the torch functions below take channels-last leaves and hand torch's ops contiguous
+channels-first tensors (torch_oracle.nchw / nhwc). The oracle always computes in float64
+(tests/torch_oracle.py); slidenet runs each case in float64 (tight tolerance) and float32.
 """
 
 from __future__ import annotations
@@ -16,29 +17,25 @@ import torch
 import torch.nn.functional as F
 
 from slidenet import layers as L
+from torch_oracle import leaf, nchw, nhwc, to_numpy
 
 DTYPES = [np.float64, np.float32]
 TOL = {np.float64: {"rtol": 1e-9, "atol": 1e-11}, np.float32: {"rtol": 2e-5, "atol": 2e-5}}
 
 
-def t(a):
-    """A torch leaf tensor holding a copy of ``a`` (dtype kept) that records gradients."""
-    return torch.tensor(np.array(a), requires_grad=True)
-
-
 def close(ours, theirs, dtype, what):
-    theirs = theirs.detach().numpy() if isinstance(theirs, torch.Tensor) else theirs
+    """slidenet's result (in ``dtype``) against the float64 oracle, at ``dtype``'s tolerance."""
+    if isinstance(theirs, torch.Tensor):
+        assert theirs.dtype == torch.float64, f"{what}: the oracle ran in {theirs.dtype}"
+        theirs = to_numpy(theirs)
     assert ours.shape == theirs.shape, f"{what}: shape {ours.shape} vs torch {theirs.shape}"
     assert ours.dtype == dtype, f"{what}: dtype {ours.dtype}"
     np.testing.assert_allclose(ours, theirs, err_msg=what, **TOL[dtype])
 
 
-def nhwc_to_nchw(a):
-    return a.permute(0, 3, 1, 2)
-
-
-def nchw_to_nhwc(a):
-    return a.permute(0, 2, 3, 1)
+def kernel_oihw(w):
+    """slidenet's (H, W, in, out) conv kernel -> torch's contiguous (out, in, H, W)."""
+    return w.permute(3, 2, 0, 1).contiguous()
 
 
 def same_pads(n, f, s, d=1):
@@ -60,7 +57,8 @@ TORCH_ACT = {
 def run_both(layer, x, dtype, torch_fn, training=False, seed=1):
     """Forward and backward through ``layer`` and ``torch_fn(x_t, *weights_t)`` with the same dy.
 
-    Returns (y, dx, grads) of both sides; ``torch_fn`` gets NHWC tensors and returns NHWC.
+    Returns (y, dx, grads) of both sides; ``torch_fn`` gets float64 NHWC leaves (the layouts of x
+    and of slidenet's weights) and returns NHWC.
     """
     rng = np.random.default_rng(seed)
     x = x.astype(dtype)
@@ -70,10 +68,10 @@ def run_both(layer, x, dtype, torch_fn, training=False, seed=1):
     dy = rng.normal(size=y.shape).astype(dtype)
     dx = layer.backward(dy)
 
-    xt = t(x)
-    wts = [t(w) for w in layer.weights]
+    xt = leaf(x)
+    wts = [leaf(w) for w in layer.weights]
     yt = torch_fn(xt, *wts)
-    yt.backward(torch.tensor(dy))
+    yt.backward(leaf(dy, grad=False))
     return (y, dx, layer.grads), (yt, xt.grad, [w.grad for w in wts])
 
 
@@ -138,9 +136,9 @@ def torch_conv2d(cfg, in_hw):
     act = TORCH_ACT[cfg.get("activation") or "linear"]
 
     def fn(x, w, b=None):
-        xc = F.pad(nhwc_to_nchw(x), (pads[1][0], pads[1][1], pads[0][0], pads[0][1]))
-        z = F.conv2d(xc, w.permute(3, 2, 0, 1), b, stride=(sh, sw), dilation=(dh, dw))
-        return nchw_to_nhwc(act(z, 1))
+        xc = F.pad(nchw(x), (pads[1][0], pads[1][1], pads[0][0], pads[0][1]))
+        z = F.conv2d(xc, kernel_oihw(w), b, stride=(sh, sw), dilation=(dh, dw))
+        return nhwc(act(z, 1))
 
     return fn
 
@@ -177,9 +175,9 @@ def torch_conv1d(cfg, length):
     act = TORCH_ACT[cfg.get("activation") or "linear"]
 
     def fn(x, w, b):
-        xc = F.pad(x.permute(0, 2, 1), pads)
-        z = F.conv1d(xc, w.permute(2, 1, 0), b, stride=s, dilation=d)
-        return act(z, 1).permute(0, 2, 1)
+        xc = F.pad(nchw(x), pads)
+        z = F.conv1d(xc, w.permute(2, 1, 0).contiguous(), b, stride=s, dilation=d)
+        return nhwc(act(z, 1))
 
     return fn
 
@@ -212,7 +210,7 @@ def test_dense_matches_torch(case, dtype):
     act = TORCH_ACT[cfg.get("activation") or "linear"]
 
     def fn(x, w, b=None):
-        return act(F.linear(x, w.T, b), -1)
+        return act(F.linear(x, w.T.contiguous(), b), -1)
 
     x = np.random.default_rng(0).normal(size=shape)
     compare(L.Dense(**cfg, dtype=np.dtype(dtype).name), x, dtype, fn, f"Dense {case}")
@@ -243,7 +241,7 @@ def torch_pool2d(kind, pool, strides, padding, in_hw):
         pt = pb = pl = pr = 0
 
     def fn(x):
-        xc = nhwc_to_nchw(x)
+        xc = nchw(x)
         if kind == "max":
             z = F.max_pool2d(F.pad(xc, (pl, pr, pt, pb), value=-math.inf), pool, strides)
         else:  # sums of the zero-padded input; 'avg' divides by the real elements per window
@@ -252,7 +250,7 @@ def torch_pool2d(kind, pool, strides, padding, in_hw):
             z = F.avg_pool2d(F.pad(xc, (pl, pr, pt, pb)), pool, strides) * area
             if kind == "avg":
                 z = z / (F.avg_pool2d(F.pad(ones, (pl, pr, pt, pb)), pool, strides) * area)
-        return nchw_to_nhwc(z)
+        return nhwc(z)
 
     return fn
 
@@ -353,14 +351,6 @@ def bn_setup(shape, dtype, momentum=0.9, seed=3):
     return layer, x, dy, stats
 
 
-def to_channels_first(a):
-    return a.permute(0, a.dim() - 1, *range(1, a.dim() - 1)) if a.dim() > 2 else a
-
-
-def to_channels_last(a):
-    return a.permute(0, *range(2, a.dim()), 1) if a.dim() > 2 else a
-
-
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
 @pytest.mark.parametrize("shape", [(4, 3, 3, 2), (6, 3), (3, 5, 2)], ids=["NHWC", "ND", "NLC"])
 def test_batchnorm_training_matches_torch(shape, dtype):
@@ -371,13 +361,11 @@ def test_batchnorm_training_matches_torch(shape, dtype):
     dgamma, dbeta, none1, none2 = layer.grads
     assert none1 is None and none2 is None
 
-    xt, gt, bt = t(x), t(s["gamma"]), t(s["beta"])
-    rm, rv = torch.tensor(s["moving_mean"].copy()), torch.tensor(s["moving_variance"].copy())
-    yt = F.batch_norm(
-        to_channels_first(xt), rm, rv, gt, bt, training=True, momentum=1 - momentum, eps=1e-3
-    )
-    yt = to_channels_last(yt)
-    yt.backward(torch.tensor(dy))
+    xt, gt, bt = leaf(x), leaf(s["gamma"]), leaf(s["beta"])
+    rm, rv = leaf(s["moving_mean"], grad=False), leaf(s["moving_variance"], grad=False)
+    yt = F.batch_norm(nchw(xt), rm, rv, gt, bt, training=True, momentum=1 - momentum, eps=1e-3)
+    yt = nhwc(yt)
+    yt.backward(leaf(dy, grad=False))
     close(y, yt, dtype, "BN train y")
     close(dx, xt.grad, dtype, "BN train dx")
     close(dgamma, gt.grad, dtype, "BN train dgamma")
@@ -393,11 +381,10 @@ def test_batchnorm_training_matches_torch(shape, dtype):
     close(layer.moving_variance, want_var.astype(dtype), dtype, "BN moving_variance vs formula")
     # torch keeps the unbiased variance: undo Bessel's correction to get ours back
     m = x.size // x.shape[-1]
-    rv_biased = momentum * s["moving_variance"] + (rv.numpy() - momentum * s["moving_variance"]) * (
-        (m - 1) / m
-    )
-    close(layer.moving_variance, rv_biased.astype(dtype), dtype, "BN moving_variance vs torch")
-    assert not np.allclose(layer.moving_variance, rv.numpy(), rtol=1e-4, atol=0)
+    v0 = s["moving_variance"].astype(np.float64)
+    rv_biased = momentum * v0 + (to_numpy(rv) - momentum * v0) * ((m - 1) / m)
+    close(layer.moving_variance, rv_biased, dtype, "BN moving_variance vs torch")
+    assert not np.allclose(layer.moving_variance, to_numpy(rv), rtol=1e-4, atol=0)
     # gamma and beta are not touched by the forward pass
     np.testing.assert_array_equal(layer.gamma, s["gamma"])
     np.testing.assert_array_equal(layer.beta, s["beta"])
@@ -411,12 +398,10 @@ def test_batchnorm_inference_matches_torch(shape, dtype):
     dx = layer.backward(dy)
     dgamma, dbeta, _, _ = layer.grads
 
-    xt, gt, bt = t(x), t(s["gamma"]), t(s["beta"])
-    rm, rv = torch.tensor(s["moving_mean"]), torch.tensor(s["moving_variance"])
-    yt = to_channels_last(
-        F.batch_norm(to_channels_first(xt), rm, rv, gt, bt, training=False, eps=1e-3)
-    )
-    yt.backward(torch.tensor(dy))
+    xt, gt, bt = leaf(x), leaf(s["gamma"]), leaf(s["beta"])
+    rm, rv = leaf(s["moving_mean"], grad=False), leaf(s["moving_variance"], grad=False)
+    yt = nhwc(F.batch_norm(nchw(xt), rm, rv, gt, bt, training=False, eps=1e-3))
+    yt.backward(leaf(dy, grad=False))
     close(y, yt, dtype, "BN inference y")
     close(dx, xt.grad, dtype, "BN inference dx")
     close(dgamma, gt.grad, dtype, "BN inference dgamma")
@@ -431,13 +416,13 @@ def test_batchnorm_running_stats_after_several_steps_match_torch():
     rng = np.random.default_rng(5)
     layer = L.BatchNormalization(dtype="float64")
     layer.build((3,))
-    rm, rv = torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
+    rm, rv = leaf(np.zeros(3), grad=False), leaf(np.ones(3), grad=False)
     want_var = np.ones(3)
     for _ in range(3):
         x = rng.normal(size=(8, 3)) * 3 + 1
         layer(x, training=True)
-        F.batch_norm(torch.tensor(x), rm, rv, training=True, momentum=0.01, eps=1e-3)
+        F.batch_norm(leaf(x, grad=False), rm, rv, training=True, momentum=0.01, eps=1e-3)
         want_var = 0.99 * want_var + 0.01 * x.var(axis=0)
-    np.testing.assert_allclose(layer.moving_mean, rm.numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(layer.moving_mean, to_numpy(rm), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(layer.moving_variance, want_var, rtol=1e-12)
     assert layer.moving_mean.max() > 0.02  # the statistics did move

@@ -1,7 +1,9 @@
 """ResidualBlock: PyTorch as the oracle (forward, dx, every parameter gradient, moving statistics),
 a float64 gradient check, training through a model, and the model-file round trip.
 
-torch is imported at the top on purpose: a missing test dependency is a failure, not a skip.
+torch is imported at the top on purpose: a missing test dependency is a failure, not a skip. The
+oracle computes in float64 on contiguous NCHW tensors (tests/torch_oracle.py): torch 2.13.0's
+float32 conv gives a wrong kernel gradient for channels-last input on AVX2 machines.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch.nn.functional as F
 import slidenet as keras
 from slidenet import layers as L
 from slidenet.utils import gradcheck, set_random_seed
+from torch_oracle import leaf, nchw, nhwc, to_numpy
 
 TOL = {np.float64: {"rtol": 1e-9, "atol": 1e-10}, np.float32: {"rtol": 1e-4, "atol": 1e-4}}
 
@@ -29,7 +32,8 @@ def same_pads(n, f, s):
 
 
 def torch_block(x, w, stride, ksize, training, momentum, eps):
-    """The block in torch, NHWC in and out. ``w``: dict of torch tensors by slidenet weight name.
+    """The block in torch, NHWC in and out (contiguous NCHW inside). ``w``: dict of float64 torch
+    tensors by slidenet weight name, in slidenet's layouts.
 
     Returns (y, {bn name: (running_mean, running_var)}) with torch's running statistics.
     """
@@ -38,7 +42,8 @@ def torch_block(x, w, stride, ksize, training, momentum, eps):
     def conv(h, kernel, s, f):
         pt, pb = same_pads(h.shape[2], f, s)
         pl, pr = same_pads(h.shape[3], f, s)
-        return F.conv2d(F.pad(h, (pl, pr, pt, pb)), kernel.permute(3, 2, 0, 1), stride=s)
+        oihw = kernel.permute(3, 2, 0, 1).contiguous()
+        return F.conv2d(F.pad(h, (pl, pr, pt, pb)), oihw, stride=s)
 
     def bn(h, name):
         rm = w[f"{name}/moving_mean"].detach().clone()
@@ -56,14 +61,14 @@ def torch_block(x, w, stride, ksize, training, momentum, eps):
         stats[name] = (rm, rv)
         return out
 
-    xc = x.permute(0, 3, 1, 2)
+    xc = nchw(x)
     h = torch.relu(bn(conv(xc, w["conv1/kernel"], stride, ksize), "bn1"))
     h = bn(conv(h, w["conv2/kernel"], 1, ksize), "bn2")
     if "shortcut_conv/kernel" in w:
         s = bn(conv(xc, w["shortcut_conv/kernel"], stride, 1), "shortcut_bn")
     else:
         s = xc
-    return torch.relu(h + s).permute(0, 2, 3, 1), stats
+    return nhwc(torch.relu(h + s)), stats
 
 
 CASES = {
@@ -103,26 +108,26 @@ def test_block_matches_torch(case, training, dtype):
     assert (block.shortcut_conv is not None) is projects
     assert (block.shortcut_bn is not None) is projects
     before = {n: w.copy() for n, w in zip(block.weight_names, block.weights, strict=True)}
-    wt = {n: torch.tensor(v, requires_grad="moving" not in n) for n, v in before.items()}
-    xt = torch.tensor(x, requires_grad=True)
+    wt = {n: leaf(v, grad="moving" not in n) for n, v in before.items()}
+    xt = leaf(x)
 
     y = block(x, training=training)
     dy = rng.normal(size=y.shape).astype(dtype)
     dx = block.backward(dy)
     stride, ksize = block.strides[0], block.kernel_size[0]
     yt, stats = torch_block(xt, wt, stride, ksize, training, 0.9, block.epsilon)
-    yt.backward(torch.tensor(dy))
+    yt.backward(leaf(dy, grad=False))
 
     tol = TOL[dtype]
     assert y.dtype == dtype and dx.dtype == dtype
-    np.testing.assert_allclose(y, yt.detach().numpy(), err_msg="y", **tol)
-    np.testing.assert_allclose(dx, xt.grad.numpy(), err_msg="dx", **tol)
+    np.testing.assert_allclose(y, to_numpy(yt), err_msg="y", **tol)
+    np.testing.assert_allclose(dx, to_numpy(xt.grad), err_msg="dx", **tol)
     assert len(block.grads) == len(block.weight_names)
     for name, g in zip(block.weight_names, block.grads, strict=True):
         if "moving" in name:
             assert g is None, name
         else:
-            np.testing.assert_allclose(g, wt[name].grad.numpy(), err_msg=name, **tol)
+            np.testing.assert_allclose(g, to_numpy(wt[name].grad), err_msg=name, **tol)
 
     # moving statistics: the means as torch; torch's running variance uses the unbiased batch
     # variance, slidenet the biased one (Keras): ours = m v0 + (1 - m) var_b, var_b = var_u (n-1)/n
@@ -134,10 +139,11 @@ def test_block_matches_torch(case, training, dtype):
             np.testing.assert_array_equal(bn.moving_variance, v0)
             continue
         n = x.shape[0] * y.shape[1] * y.shape[2]
-        want_var = 0.9 * v0 + (rv.numpy() - 0.9 * v0) * (n - 1) / n
-        np.testing.assert_allclose(bn.moving_mean, rm.numpy(), **tol)
+        v0 = v0.astype(np.float64)
+        want_var = 0.9 * v0 + (to_numpy(rv) - 0.9 * v0) * (n - 1) / n
+        np.testing.assert_allclose(bn.moving_mean, to_numpy(rm), **tol)
         np.testing.assert_allclose(bn.moving_variance, want_var, **tol)
-        assert not np.allclose(bn.moving_variance, rv.numpy(), rtol=1e-7, atol=0)
+        assert not np.allclose(bn.moving_variance, to_numpy(rv), rtol=1e-7, atol=0)
 
 
 @pytest.mark.parametrize("case", ["identity-s1", "projection-s2-even", "projection-s2-odd"])

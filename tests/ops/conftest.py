@@ -1,15 +1,14 @@
-"""Op tests: make ops_helpers importable, seed a generator, and optionally print the error table."""
+"""Op tests: seed a generator, and optionally print the error table.
+
+ops_helpers is importable because pytest puts this directory (it has no __init__.py) on sys.path
+when it loads this conftest; torch_oracle because pyproject.toml sets pythonpath = ["tests"].
+"""
 
 import os
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from ops_helpers import ERRORS  # noqa: E402
+from ops_helpers import ERRORS
 
 
 @pytest.fixture

@@ -1,11 +1,17 @@
 """Shared helpers for the op tests: recorded comparisons, gradient checks, torch glue.
 
+The PyTorch oracle always computes in float64 on contiguous channels-first tensors built by
+tests/torch_oracle.py; slidenet's float32 results are compared with that float64 reference at the
+float32 tolerance below, its float64 results at the float64 one.
+
 Every comparison goes through :func:`assert_close`, which also records the largest absolute and
 relative difference per (op, check); run pytest with SLIDENET_OPS_ERRORS=1 to print the table.
 """
 
 import numpy as np
 import torch
+
+from torch_oracle import ORACLE_DTYPE, to_numpy
 
 ERRORS: dict[tuple[str, str], list[float]] = {}
 
@@ -30,7 +36,13 @@ def max_errors(actual, expected) -> tuple[float, float]:
 
 
 def assert_close(actual, expected, *, op: str, check: str, tol: float | None = None) -> None:
-    """Equal shapes and |a - e| <= tol * |e| + tol * max(1, max |e|) elementwise; records errors."""
+    """Equal shapes and |a - e| <= tol * |e| + tol * max(1, max |e|) elementwise; records errors.
+
+    The tolerance follows the dtype of ``actual`` (slidenet's result), so a float32 result is held
+    to float32 accuracy against a float64 ``expected``. A torch ``expected`` must be float64.
+    """
+    if isinstance(expected, torch.Tensor):
+        expected = from_torch(expected)
     actual, expected = np.asarray(actual), np.asarray(expected)
     assert actual.shape == expected.shape, (op, check, actual.shape, expected.shape)
     if tol is None:
@@ -115,21 +127,21 @@ def assert_unmodified(fn, *arrays):
 
 
 # ---------------------------------------------------------------------------------- torch glue
+# The tensors themselves come from tests/torch_oracle.py (float64, contiguous, channels-first):
+# ``leaf(a)`` for arrays already in torch's layout, ``to_nchw(a)`` for channels-last arrays. These
+# two read the oracle's float64 results back, refusing a result that was not computed in float64.
 
 
-def tt(a, grad: bool = False) -> torch.Tensor:
-    """A torch tensor copied from a NumPy array (contiguous, so torch never warns)."""
-    return torch.tensor(np.ascontiguousarray(a), requires_grad=grad)
+def from_torch(t: torch.Tensor) -> np.ndarray:
+    """A float64 oracle tensor -> float64 NumPy array in the same layout."""
+    assert t.dtype == ORACLE_DTYPE, f"the oracle ran in {t.dtype}"
+    return to_numpy(t)
 
 
-def nchw(a: np.ndarray) -> torch.Tensor:
-    """NHWC (or NLC) NumPy array -> channels-first torch leaf tensor that records gradients."""
-    return tt(np.moveaxis(a, -1, 1), grad=True)
-
-
-def nhwc(t: torch.Tensor) -> np.ndarray:
-    """Channels-first torch tensor -> channels-last NumPy array."""
-    return np.moveaxis(t.detach().numpy(), 1, -1)
+def from_nchw(t: torch.Tensor) -> np.ndarray:
+    """A float64 channels-first oracle tensor -> float64 channels-last NumPy array."""
+    assert t.dtype == ORACLE_DTYPE, f"the oracle ran in {t.dtype}"
+    return to_numpy(t, True)
 
 
 def tf_same_pads(n: int, f: int, s: int, dilation: int = 1) -> tuple[int, int]:

@@ -15,15 +15,15 @@ from ops_helpers import (
     check_directions,
     check_grads,
     explicit_pads,
-    nchw,
-    nhwc,
+    from_nchw,
+    from_torch,
     torch_pad,
-    tt,
 )
 
 from slidenet import ops
 from slidenet.ops import reference
 from slidenet.ops.im2col import col2im, im2col
+from torch_oracle import leaf, to_nchw
 
 # id, x shape (N, H, W, D), w shape (Fh, Fw, D, K), stride, padding, dilation
 CONV2D_CASES = [
@@ -248,13 +248,15 @@ def test_conv_backward_can_skip_dx(rng):
 
 
 def _torch_conv2d(x, w, b, dy, stride, padding, dilation):
-    """Forward and (dx, dw, db) by torch; 'same' and asymmetric pads applied with F.pad first."""
+    """Forward and (dx, dw, db) by torch in float64; 'same' and asymmetric pads applied with F.pad
+    first."""
     strides, dilations = as_pair(stride), as_pair(dilation)
     pads = explicit_pads(padding, x.shape[1:3], w.shape[:2], strides, dilations)
-    xt, wt, bt = nchw(x), tt(w.transpose(3, 2, 0, 1), grad=True), tt(b, grad=True)
+    xt, wt, bt = to_nchw(x), leaf(w.transpose(3, 2, 0, 1)), leaf(b)
     yt = F.conv2d(torch_pad(xt, pads), wt, bt, stride=strides, dilation=dilations)
-    (yt * tt(np.moveaxis(dy, -1, 1))).sum().backward()
-    return nhwc(yt), nhwc(xt.grad), wt.grad.numpy().transpose(2, 3, 1, 0), bt.grad.numpy()
+    (yt * to_nchw(dy, grad=False)).sum().backward()
+    dw = from_torch(wt.grad).transpose(2, 3, 1, 0)
+    return from_nchw(yt), from_nchw(xt.grad), dw, from_torch(bt.grad)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -283,10 +285,11 @@ def test_conv1d_matches_torch(case, x_shape, w_shape, stride, padding, dilation,
         padding if isinstance(padding, str) else (padding,), x.shape[1:2], w.shape[:1],
         (stride,), (dilation,),
     )  # fmt: skip
-    xt, wt, bt = nchw(x), tt(w.transpose(2, 1, 0), grad=True), tt(b, grad=True)
+    xt, wt, bt = to_nchw(x), leaf(w.transpose(2, 1, 0)), leaf(b)
     yt = F.conv1d(torch_pad(xt, (pads,)), wt, bt, stride=stride, dilation=dilation)
-    (yt * tt(np.moveaxis(dy, -1, 1))).sum().backward()
-    oracle = (nhwc(yt), nhwc(xt.grad), wt.grad.numpy().transpose(2, 1, 0), bt.grad.numpy())
+    (yt * to_nchw(dy, grad=False)).sum().backward()
+    dw = from_torch(wt.grad).transpose(2, 1, 0)
+    oracle = (from_nchw(yt), from_nchw(xt.grad), dw, from_torch(bt.grad))
     for name, got, want in zip(["y", "dx", "dw", "db"], fast, oracle, strict=True):
         assert got.dtype == dtype, name
         assert_close(got, want, op=f"conv1d {name}", check=f"torch-{np.dtype(dtype).name}")
@@ -297,8 +300,9 @@ def test_conv2d_same_stride_2_pads_bottom_right_like_tensorflow(rng):
     x, w, b = _data(rng, (1, 6, 6, 1), (2, 2, 1, 1))
     y = ops.conv2d(x, w, b, stride=2, padding="same")  # TF: pads (0, 0) -> ceil(6 / 2) = 3
     assert y.shape == (1, 3, 3, 1)
-    sym = F.conv2d(nchw(x), tt(w.transpose(3, 2, 0, 1)), tt(b), stride=2, padding=1)
-    assert not np.allclose(nhwc(sym)[:, :3, :3], y)
+    wt, bt = leaf(w.transpose(3, 2, 0, 1), grad=False), leaf(b, grad=False)
+    sym = F.conv2d(to_nchw(x, grad=False), wt, bt, stride=2, padding=1)
+    assert not np.allclose(from_nchw(sym)[:, :3, :3], y)
 
 
 # ------------------------------------------------------------------------ numerical gradients

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from ops_helpers import TOL, assert_close, assert_unmodified, check_grads, tt
+from ops_helpers import TOL, assert_close, assert_unmodified, check_grads, from_torch
 
 from slidenet import ops
 from slidenet.ops import reference
+from torch_oracle import ORACLE_DTYPE, leaf
 
 DTYPES = [np.float32, np.float64]
 
@@ -129,10 +130,12 @@ def test_labels_and_onehot_agree(rng):
 
 
 def _torch_loss_and_grad(fn, pred, *args):
-    pt = tt(pred, grad=True)
+    """The loss and its gradient by torch, in float64 whatever the dtype of ``pred``."""
+    pt = leaf(pred)
     loss = fn(pt, *args)
+    assert loss.dtype == ORACLE_DTYPE
     loss.backward()
-    return loss.item(), pt.grad.numpy()
+    return loss.item(), from_torch(pt.grad)
 
 
 def _check(loss, grad, oracle, op, dtype):
@@ -148,10 +151,11 @@ def _check(loss, grad, oracle, op, dtype):
 def test_softmax_cross_entropy_matches_torch(targets, dtype, rng):
     logits, t = _logits(rng, 6, 5, dtype), _targets(targets, rng, 6, 5)
     if targets == "labels":
-        t_torch = torch.tensor(t)
+        t_torch = leaf(t)
     else:
         t = t.astype(dtype)
-        t_torch = tt(t)  # torch takes rows of class probabilities (no need to sum to 1)
+        # torch takes rows of class probabilities (no need to sum to 1)
+        t_torch = leaf(t, grad=False)
     loss, dz = ops.softmax_cross_entropy(logits, t)
     oracle = _torch_loss_and_grad(F.cross_entropy, logits, t_torch)
     _check(loss, dz, oracle, "softmax_cross_entropy", dtype)
@@ -163,7 +167,7 @@ def test_cross_entropy_of_probabilities_matches_torch(targets, dtype, rng):
     probs, labels = _probs(rng, dtype=dtype), _labels(rng)
     t = labels if targets == "labels" else _onehot(labels, 4, dtype)
     loss, dp = ops.cross_entropy(probs, t)
-    oracle = _torch_loss_and_grad(lambda p: F.nll_loss(torch.log(p), torch.tensor(labels)), probs)
+    oracle = _torch_loss_and_grad(lambda p: F.nll_loss(torch.log(p), leaf(labels)), probs)
     _check(loss, dp, oracle, "cross_entropy", dtype)
 
 
@@ -173,7 +177,7 @@ def test_sigmoid_binary_cross_entropy_matches_torch(shape, dtype, rng):
     logits = (rng.standard_normal(shape) * 3).astype(dtype)
     t = rng.integers(0, 2, size=shape[0] if shape[1] == 1 else shape)  # (N,) targets for (N, 1)
     loss, dz = ops.sigmoid_binary_cross_entropy(logits, t)
-    t_torch = tt(t.reshape(shape).astype(dtype))
+    t_torch = leaf(t.reshape(shape).astype(dtype), grad=False)
     oracle = _torch_loss_and_grad(F.binary_cross_entropy_with_logits, logits, t_torch)
     _check(loss, dz, oracle, "sigmoid_binary_cross_entropy", dtype)
 
@@ -184,7 +188,7 @@ def test_binary_cross_entropy_matches_torch(shape, dtype, rng):
     probs = rng.uniform(0.02, 0.98, size=shape).astype(dtype)
     t = rng.integers(0, 2, size=shape[0] if shape[1] == 1 else shape)
     loss, dp = ops.binary_cross_entropy(probs, t)
-    t_torch = tt(t.reshape(shape).astype(dtype))
+    t_torch = leaf(t.reshape(shape).astype(dtype), grad=False)
     oracle = _torch_loss_and_grad(F.binary_cross_entropy, probs, t_torch)
     _check(loss, dp, oracle, "binary_cross_entropy", dtype)
 
@@ -195,7 +199,9 @@ def test_mean_squared_error_matches_torch(shape, dtype, rng):
     pred = rng.standard_normal(shape).astype(dtype)
     t = rng.standard_normal(shape[0] if shape[1] == 1 else shape)
     loss, grad = ops.mean_squared_error(pred, t)
-    oracle = _torch_loss_and_grad(F.mse_loss, pred, tt(t.reshape(shape).astype(dtype)))
+    oracle = _torch_loss_and_grad(
+        F.mse_loss, pred, leaf(t.reshape(shape).astype(dtype), grad=False)
+    )
     _check(loss, grad, oracle, "mean_squared_error", dtype)
 
 

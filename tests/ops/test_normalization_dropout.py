@@ -9,13 +9,13 @@ from ops_helpers import (
     assert_unmodified,
     check_directions,
     check_grads,
-    nchw,
-    nhwc,
-    tt,
+    from_nchw,
+    from_torch,
 )
 
 from slidenet import ops
 from slidenet.ops import reference
+from torch_oracle import leaf, to_nchw
 
 EPS_BN = 1e-3
 SHAPES = [(2, 3, 4, 3), (6, 4), (2, 5, 3)]
@@ -80,27 +80,27 @@ def test_batchnorm_training_matches_torch(shape, dtype, rng):
     y, (mean, var), cache = ops.batchnorm_forward(x, gamma, beta, eps=EPS_BN)
     dy = rng.standard_normal(shape).astype(dtype)
     dx, dgamma, dbeta = ops.batchnorm_backward(dy, cache)
-    xt, gt, bt = nchw(x), tt(gamma, grad=True), tt(beta, grad=True)
+    xt, gt, bt = to_nchw(x), leaf(gamma), leaf(beta)
     running_mean = torch.zeros(shape[-1], dtype=xt.dtype)
     running_var = torch.ones(shape[-1], dtype=xt.dtype)
     yt = F.batch_norm(
         xt, running_mean, running_var, gt, bt, training=True, momentum=1.0, eps=EPS_BN
     )
-    (yt * tt(np.moveaxis(dy, -1, 1))).sum().backward()
+    (yt * to_nchw(dy, grad=False)).sum().backward()
     check = f"torch-{np.dtype(dtype).name}"
     oracle = {
-        "y": nhwc(yt),
-        "dx": nhwc(xt.grad),
-        "dgamma": gt.grad.numpy(),
-        "dbeta": bt.grad.numpy(),
+        "y": from_nchw(yt),
+        "dx": from_nchw(xt.grad),
+        "dgamma": from_torch(gt.grad),
+        "dbeta": from_torch(bt.grad),
     }
     for name, got in zip(oracle, (y, dx, dgamma, dbeta), strict=True):
         assert got.dtype == dtype, name
         assert_close(got, oracle[name], op=f"batchnorm {name}", check=check)
     # slidenet returns the batch's biased variance; torch's running_var (momentum 1) is unbiased
     m = x.size // shape[-1]
-    assert_close(mean, running_mean.numpy(), op="batchnorm mean", check=check)
-    assert_close(var * m / (m - 1), running_var.numpy(), op="batchnorm var", check=check)
+    assert_close(mean, running_mean, op="batchnorm mean", check=check)
+    assert_close(var * m / (m - 1), running_var, op="batchnorm var", check=check)
     assert_close(var, x.astype(np.float64).var(axis=tuple(range(x.ndim - 1))), op="batchnorm var",
                  check=check)  # fmt: skip
     assert mean.dtype == var.dtype == dtype
@@ -111,9 +111,12 @@ def test_batchnorm_inference_matches_torch(dtype, rng):
     x, gamma, beta = _bn_data(rng, (2, 3, 3, 4), dtype)
     mean, var = rng.standard_normal(4).astype(dtype), rng.uniform(0.5, 2, 4).astype(dtype)
     y = ops.batchnorm_inference(x, gamma, beta, mean, var, eps=EPS_BN)
-    yt = F.batch_norm(nchw(x), tt(mean), tt(var), tt(gamma), tt(beta), training=False, eps=EPS_BN)
+    stats = [leaf(a, grad=False) for a in (mean, var, gamma, beta)]
+    yt = F.batch_norm(to_nchw(x, grad=False), *stats, training=False, eps=EPS_BN)
     assert y.dtype == dtype
-    assert_close(y, nhwc(yt), op="batchnorm_inference y", check=f"torch-{np.dtype(dtype).name}")
+    assert_close(
+        y, from_nchw(yt), op="batchnorm_inference y", check=f"torch-{np.dtype(dtype).name}"
+    )
 
 
 # ------------------------------------------------------------------------ numerical gradients

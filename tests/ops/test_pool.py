@@ -14,15 +14,14 @@ from ops_helpers import (
     check_directions,
     check_grads,
     distinct,
-    nchw,
-    nhwc,
+    from_nchw,
     tf_same_pads,
     torch_pad,
-    tt,
 )
 
 from slidenet import ops
 from slidenet.ops import reference
+from torch_oracle import leaf, to_nchw
 
 LECTURE = np.array([[1, 1, 2, 4], [5, 6, 7, 8], [3, 2, 1, 0], [1, 2, 3, 4]], np.float64)
 
@@ -168,7 +167,7 @@ def test_global_pool_matches_reference(kind, x_shape, rng):
 
 def _torch_pool(x, pool, strides, pads, kind):
     """torch forward on explicitly padded input; avg over real elements = sum pool / count pool."""
-    xt = nchw(x)
+    xt = to_nchw(x)
     if kind == "max":
         return xt, F.max_pool2d(torch_pad(xt, pads, float("-inf")), pool, strides)
     area = pool[0] * pool[1]
@@ -191,11 +190,11 @@ def test_pool2d_matches_torch(case, x_shape, pool, stride, padding, kind, dtype,
     dx = ops.pool2d_backward(dy, cache)
     pool2, strides, pads = _pads(x_shape, pool, stride, padding)
     xt, yt = _torch_pool(x, pool2, strides, pads, kind)
-    (yt * tt(np.moveaxis(dy, -1, 1))).sum().backward()
+    (yt * to_nchw(dy, grad=False)).sum().backward()
     check = f"torch-{np.dtype(dtype).name}"
     assert y.dtype == dx.dtype == dtype
-    assert_close(y, nhwc(yt), op=f"{kind}_pool2d y", check=check)
-    assert_close(dx, nhwc(xt.grad), op=f"{kind}_pool2d dx", check=check)
+    assert_close(y, from_nchw(yt), op=f"{kind}_pool2d y", check=check)
+    assert_close(dx, from_nchw(xt.grad), op=f"{kind}_pool2d dx", check=check)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -204,12 +203,14 @@ def test_avg_pool_same_equals_torch_count_include_pad_false(dtype, rng):
     x = distinct(rng, (2, 6, 6, 2), dtype)
     y, cache = ops.avg_pool2d_forward(x, 3, 1, "same")  # pads (1, 1) on both axes
     dy = rng.standard_normal(y.shape).astype(dtype)
-    xt = nchw(x)
+    xt = to_nchw(x)
     yt = F.avg_pool2d(xt, 3, 1, padding=1, count_include_pad=False)
-    (yt * tt(np.moveaxis(dy, -1, 1))).sum().backward()
+    (yt * to_nchw(dy, grad=False)).sum().backward()
     check = f"torch-{np.dtype(dtype).name}"
-    assert_close(y, nhwc(yt), op="avg_pool2d y", check=check)
-    assert_close(ops.avg_pool2d_backward(dy, cache), nhwc(xt.grad), op="avg_pool2d dx", check=check)
+    assert_close(y, from_nchw(yt), op="avg_pool2d y", check=check)
+    assert_close(
+        ops.avg_pool2d_backward(dy, cache), from_nchw(xt.grad), op="avg_pool2d dx", check=check
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -223,17 +224,17 @@ def test_pool1d_matches_torch(case, x_shape, pool, stride, padding, kind, dtype,
     dx = ops.pool1d_backward(dy, cache)
     s = pool if stride is None else stride
     pads = ((0, 0),) if padding == "valid" else (tf_same_pads(x_shape[1], pool, s),)
-    xt = nchw(x)
+    xt = to_nchw(x)
     if kind == "max":
         yt = F.max_pool1d(torch_pad(xt, pads, float("-inf")), pool, s)
     else:
         counts = F.avg_pool1d(torch_pad(torch.ones_like(xt[:1, :1]), pads), pool, s)
         yt = F.avg_pool1d(torch_pad(xt, pads), pool, s) / counts
-    (yt * tt(np.moveaxis(dy, -1, 1))).sum().backward()
+    (yt * to_nchw(dy, grad=False)).sum().backward()
     check = f"torch-{np.dtype(dtype).name}"
     assert y.dtype == dx.dtype == dtype
-    assert_close(y, nhwc(yt), op=f"{kind}_pool1d y", check=check)
-    assert_close(dx, nhwc(xt.grad), op=f"{kind}_pool1d dx", check=check)
+    assert_close(y, from_nchw(yt), op=f"{kind}_pool1d y", check=check)
+    assert_close(dx, from_nchw(xt.grad), op=f"{kind}_pool1d dx", check=check)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -244,14 +245,14 @@ def test_global_pool_matches_torch(kind, x_shape, dtype, rng):
     y, cache = ops.global_pool_forward(x, kind)
     dy = rng.standard_normal(y.shape).astype(dtype)
     dx = ops.global_pool_backward(dy, cache)
-    xt = tt(x, grad=True)
+    xt = leaf(x)
     axes = tuple(range(1, x.ndim - 1))
     yt = xt.amax(dim=axes) if kind == "max" else xt.mean(dim=axes)
-    (yt * tt(dy)).sum().backward()
+    (yt * leaf(dy, grad=False)).sum().backward()
     check = f"torch-{np.dtype(dtype).name}"
     assert y.dtype == dx.dtype == dtype
-    assert_close(y, yt.detach().numpy(), op=f"global_{kind}_pool y", check=check)
-    assert_close(dx, xt.grad.numpy(), op=f"global_{kind}_pool dx", check=check)
+    assert_close(y, yt, op=f"global_{kind}_pool y", check=check)
+    assert_close(dx, xt.grad, op=f"global_{kind}_pool dx", check=check)
 
 
 # ------------------------------------------------------------------------ numerical gradients

@@ -6,12 +6,13 @@ import logging
 import numpy as np
 import pytest
 import torch.nn.functional as F
-from ops_helpers import assert_close, check_directions, nchw, nhwc, torch_pad, tt
+from ops_helpers import assert_close, check_directions, from_nchw, from_torch, torch_pad
 
 import slidenet as keras
 from slidenet import ops
 from slidenet.ops import reference
 from slidenet.ops.winograd import winograd_backward, winograd_conv2d, winograd_matrices
+from torch_oracle import leaf, to_nchw
 
 # (name, x shape, kernel size, pads): sizes that are and are not multiples of the tile
 CASES = [
@@ -61,10 +62,11 @@ def test_ops_with_winograd_match_torch(case, x_shape, r, pads, dtype, rng):
     y, cache = ops.conv2d_forward(x, w, b, padding=pads, algorithm="winograd")
     dy = rng.standard_normal(y.shape).astype(dtype)
     dx, dw, db = ops.conv2d_backward(dy, cache)
-    xt, wt, bt = nchw(x), tt(w.transpose(3, 2, 0, 1), grad=True), tt(b, grad=True)
+    xt, wt, bt = to_nchw(x), leaf(w.transpose(3, 2, 0, 1)), leaf(b)
     yt = F.conv2d(torch_pad(xt, pads), wt, bt)
-    (yt * tt(np.moveaxis(dy, -1, 1))).sum().backward()
-    want = (nhwc(yt), nhwc(xt.grad), wt.grad.numpy().transpose(2, 3, 1, 0), bt.grad.numpy())
+    (yt * to_nchw(dy, grad=False)).sum().backward()
+    dw_t = from_torch(wt.grad).transpose(2, 3, 1, 0)
+    want = (from_nchw(yt), from_nchw(xt.grad), dw_t, from_torch(bt.grad))
     for name, got, exp in zip(["y", "dx", "dw", "db"], (y, dx, dw, db), want, strict=True):
         assert got.dtype == dtype
         assert_close(got, exp, op=f"winograd {case}", check=f"torch-{name}")
