@@ -23,9 +23,10 @@ from slidenet import (  # noqa: E402
     utils,
 )
 from slidenet.layers import Input  # noqa: E402
-from slidenet.models import Sequential, load_model  # noqa: E402
+from slidenet.models import Model, Sequential, load_model  # noqa: E402
 
 __all__ = [
+    "Model",
     "Sequential",
     "Input",
     "load_model",

@@ -17,6 +17,22 @@ from slidenet.layers.core import (
     ReLU,
     Reshape,
 )
+from slidenet.layers.merge import (
+    Add,
+    Average,
+    Concatenate,
+    Maximum,
+    Minimum,
+    Multiply,
+    Subtract,
+    add,
+    average,
+    concatenate,
+    maximum,
+    minimum,
+    multiply,
+    subtract,
+)
 from slidenet.layers.normalization import BatchNormalization
 from slidenet.layers.pooling import (
     AveragePooling1D,
@@ -65,6 +81,13 @@ LAYER_CLASSES = {
         GlobalMaxPooling1D,
         GlobalAveragePooling1D,
         ResidualBlock,
+        Add,
+        Subtract,
+        Multiply,
+        Average,
+        Maximum,
+        Minimum,
+        Concatenate,
     )
 }
 
@@ -82,4 +105,11 @@ __all__ = [
     "GlobalAvgPool2D",
     "GlobalMaxPool1D",
     "GlobalAvgPool1D",
+    "add",
+    "subtract",
+    "multiply",
+    "average",
+    "maximum",
+    "minimum",
+    "concatenate",
 ]

@@ -11,6 +11,7 @@ parameter gradients in ``layer.grads``, aligned with ``layer.weights``.
 from __future__ import annotations
 
 import functools
+import inspect
 import re
 from collections import defaultdict
 
@@ -22,6 +23,15 @@ from slidenet._validation import fmt_shape
 from slidenet.ops.activations import BACKWARD, FORWARD
 
 _name_counts: dict[str, int] = defaultdict(int)
+_MISSING = object()
+# attributes that describe the layer, not one call of it (never restored by backward_with_cache)
+_NOT_STATE = frozenset({"grads", "built", "_in", "_out", "weight_names", "_own_weights"})
+
+
+def _takes_training(call) -> bool:
+    """Does call(self, inputs, training=...) accept ``training``?"""
+    params = inspect.signature(call).parameters
+    return "training" in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
 
 
 def _snake(name: str) -> str:
@@ -155,6 +165,7 @@ class Layer:
         self.grads: list[np.ndarray] = []
         self._in: tuple[int, ...] | None = None
         self._out: tuple[int, ...] | None = None
+        self._own_weights: list[str] = []  # created by add_weight
 
     # ----- shapes and building -------------------------------------------------------------
     @property
@@ -177,6 +188,11 @@ class Layer:
     def build(self, input_shape) -> None:
         """Check the layer fits ``input_shape`` (one example), create weights, set output shape."""
         input_shape = example_shape(input_shape, f"{self.label}: input shape")
+        if self._is_composite():  # built from other layers: run it once to build them
+            self._in, self.built = input_shape, True
+            self._out = self._dry_run_shape(input_shape)
+            self._name_composite_weights()
+            return
         self._out = tuple(self.compute_output_shape(input_shape))
         self._in = input_shape
         self.built = True
@@ -190,9 +206,27 @@ class Layer:
 
     # ----- running -------------------------------------------------------------------------
     def __call__(self, x, training=False):
+        """Run the layer on a batch (N, ...); on symbolic tensors (keras.Input), add it to a graph.
+
+        Inside a composite layer's or a subclassed model's ``call``, the call is also recorded so
+        that the backward pass can be replayed (see slidenet.models.tape).
+        """
+        from slidenet.models import graph, tape
+
+        if graph.is_symbolic(x):
+            return graph.symbolic_call(self, x)
+        recorder = tape.active_tape()
+        if recorder is None:
+            return self._eager_call(x, training)
+        y, state = self.forward_with_cache(x, training)
+        as_list = isinstance(x, list | tuple)
+        recorder.entries.append(tape.Entry(self, list(x) if as_list else [x], as_list, y, state))
+        return y
+
+    def _eager_call(self, x, training):
         x = batch_array(x, self.label)
         if not self.built:
-            self.build(x.shape[1:])
+            self._ensure_built(x.shape[1:])
         elif tuple(x.shape[1:]) != self._in:
             raise ValueError(
                 f"{self.label} was built for input {fmt_shape(self.input_shape)} "
@@ -205,18 +239,162 @@ class Layer:
             return np.zeros((0, *self._out), self.dtype)
         return self.forward(x, training)
 
+    def forward_with_cache(self, x, training=False):
+        """(y, state): run the layer and return, apart from the output, the per-call state its
+        backward needs. A graph keeps one state per call, so a layer called several times (shared
+        weights) is differentiated at each call with that call's own cache."""
+        before = dict(self.__dict__)
+        y = self._eager_call(x, training)
+        state = {
+            k: v
+            for k, v in self.__dict__.items()
+            if before.get(k, _MISSING) is not v and k not in _NOT_STATE
+        }
+        return y, state
+
+    def backward_with_cache(self, dy, state, **kwargs):
+        """Backward of the call that returned ``state`` from forward_with_cache."""
+        self.__dict__.update(state)
+        return self.backward(dy, **kwargs)
+
+    def symbolic_output_shapes(self, input_shape):
+        """Build the layer for ``input_shape`` (one example), or check it was built for it, and
+        return the shape of one output example; called when the layer is applied to tensors."""
+        if not self.built:
+            self._ensure_built(input_shape)
+        elif tuple(input_shape) != self._in:
+            raise ValueError(
+                f"{self.label} was built for input {fmt_shape(self.input_shape)} but is called on "
+                f"a tensor of shape {fmt_shape((None, *input_shape))}. A layer called several "
+                "times shares its weights, so every call needs the same input shape."
+            )
+        return self._out
+
+    def _ensure_built(self, input_shape) -> None:
+        self.build(input_shape)
+        if self._out is None:  # a Keras-style build() that only created weights
+            Layer.build(self, input_shape)
+
     def forward(self, x, training=False):
-        """Forward pass of a batch; keeps what backward needs."""
-        raise NotImplementedError
+        """Forward pass of a batch; keeps what backward needs.
+
+        Layers with new math override it (and ``backward``). A layer that defines ``call`` instead
+        (Keras' way) runs ``call`` here with its layer calls recorded, so that ``backward``
+        can replay them.
+        """
+        if not self._is_composite():
+            raise NotImplementedError(
+                f"{self.label}: a Layer subclass defines call(self, inputs) (built from other "
+                "layers) or forward(self, x, training) and backward(self, dy) (new math)."
+            )
+        from slidenet.models import tape
+
+        self._batch = x.shape[0]
+        with tape.recording(tape.Tape()) as recorded:
+            y = self._run_call(x, training)
+        self._tape, self._tape_io = recorded, (x, y)
+        return y
 
     def backward(self, dy):
-        """Backward pass: dy (like the output) -> dx (like the input); fills ``self.grads``."""
+        """Backward pass: dy (like the output) -> dx (like the input); fills ``self.grads``.
+
+        For a layer that defines ``call``, the recorded layer calls are replayed in reverse.
+        """
+        recorded = self.__dict__.get("_tape")
+        if recorded is None:
+            raise NotImplementedError(
+                f"{self.label} has no backward pass: define backward(self, dy) returning dx and "
+                "setting self.grads (check it with slidenet.utils.gradcheck), or build call() "
+                "from slidenet layers only."
+            )
+        from slidenet.models import tape
+
+        if self._own_weights:
+            raise NotImplementedError(
+                f"{self.label} uses its own weights ({', '.join(self._own_weights)}) in call(), "
+                "so replaying its layer calls cannot give their gradients; define "
+                "backward(self, dy) (check it with slidenet.utils.gradcheck)."
+            )
+        x, y = self._tape_io
+        for layer in self._sublayers():
+            layer.grads = [None] * len(layer.weights)  # a layer this call skipped: no gradient
+        (dx,) = tape.replay(recorded, [x], [y], [dy], self.label)
+        self.grads = [g for layer in self._sublayers() for g in layer.grads]
+        return np.zeros_like(x) if dx is None else dx
+
+    # ----- composite layers (Keras' call) --------------------------------------------------
+    def call(self, inputs, training=False):
+        """Keras' way to write a layer: compute the output from other layers (override it)."""
         raise NotImplementedError
+
+    @classmethod
+    def _is_composite(cls) -> bool:
+        return cls.call is not Layer.call and cls.forward is Layer.forward
+
+    def _run_call(self, x, training):
+        if _takes_training(type(self).call):
+            return self.call(x, training=training)
+        return self.call(x)
+
+    def _dry_run_shape(self, input_shape):
+        """Shape of one output example, found by running call on one example of zeros."""
+        from slidenet.models import tape
+
+        with tape.recording(None):
+            y = self._run_call(np.zeros((1, *input_shape), self.dtype), False)
+        if not isinstance(y, np.ndarray) or y.ndim < 1 or len(y) != 1:
+            raise TypeError(
+                f"{self.label}: call() must return one array with the batch axis first, got "
+                f"{type(y).__name__}."
+            )
+        return tuple(y.shape[1:])
+
+    def _sublayers(self) -> list[Layer]:
+        """The layers held in public attributes (also in lists, tuples and dicts), in order."""
+        found = []
+        for key, value in self.__dict__.items():
+            if key.startswith("_"):
+                continue
+            items = value.values() if isinstance(value, dict) else value
+            for v in items if isinstance(value, list | tuple | dict) else [value]:
+                if isinstance(v, Layer) and v is not self and all(v is not f for f in found):
+                    found.append(v)
+        return found
+
+    def _name_composite_weights(self) -> None:
+        self.weight_names = tuple(self._own_weights) + tuple(
+            f"{layer.name}/{n}" for layer in self._sublayers() for n in layer.weight_names
+        )
+
+    def add_weight(self, name, shape, initializer="glorot_uniform", trainable=True):
+        """Create a trained weight of ``shape`` (Keras' add_weight, for custom layers' build).
+
+        The array is ``self.<name>``; the layer's backward must set its gradient in ``grads``.
+        """
+        if not trainable:
+            raise ValueError(
+                f"{self.label}: add_weight(trainable=False) is not supported; keep fixed arrays "
+                "as plain attributes."
+            )
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"{self.label}: add_weight needs a name like 'kernel', got {name!r}.")
+        array = initializers.get(initializer)(tuple(int(s) for s in shape), self.dtype)
+        setattr(self, name, array)
+        if name not in self._own_weights:
+            self._own_weights.append(name)
+        if not self._is_composite():
+            self.weight_names = tuple(self._own_weights)
+        return array
 
     # ----- weights -------------------------------------------------------------------------
     @property
     def weights(self) -> list[np.ndarray]:
-        return [getattr(self, n) for n in self.weight_names] if self.built else []
+        if not self.built:
+            return []
+        if self._is_composite():
+            own = [getattr(self, n) for n in self._own_weights]
+            return own + [w for layer in self._sublayers() for w in layer.weights]
+        return [getattr(self, n) for n in self.weight_names]
 
     def _named(self):
         return list(zip(self.weight_names, self.weights, strict=True))
@@ -229,7 +407,16 @@ class Layer:
         """Replace the parameters (same count and shapes as get_weights); cast to the layer
         dtype.
         """
-        for name, new in zip(self.weight_names, self._checked_weights(weights), strict=True):
+        weights = self._checked_weights(weights)
+        if self._is_composite():
+            n = len(self._own_weights)
+            for name, new in zip(self._own_weights, weights[:n], strict=True):
+                setattr(self, name, np.array(new, dtype=self.dtype))
+            for layer in self._sublayers():
+                layer.set_weights(weights[n : n + len(layer.weights)])
+                n += len(layer.weights)
+            return
+        for name, new in zip(self.weight_names, weights, strict=True):
             setattr(self, name, np.array(new, dtype=self.dtype))
 
     def _checked_weights(self, weights) -> list[np.ndarray]:

@@ -34,11 +34,21 @@ class InputLayer(Layer):
         return config
 
 
-def Input(shape=None, name=None, **kwargs):  # noqa: N802 - Keras' name for a function
-    """The shape of one example (batch axis excluded), for ``Sequential([Input((28, 28, 1)),
-    ...])``.
+def Input(shape=None, name=None, dtype="float32", **kwargs):  # noqa: N802 - Keras' name
+    """A symbolic tensor for one input of a model: ``Input(shape=(28, 28, 1))`` (no batch axis).
+
+    Call layers on it to build a graph, then ``Model(inputs, outputs)``; or put it first in a
+    ``Sequential([...])`` to declare the input shape. The tensor's ``shape`` is (None, *shape).
     """
-    return InputLayer(shape=shape, name=name, **kwargs)
+    from slidenet.models.graph import input_tensor
+
+    if shape is None and "batch_shape" in kwargs:
+        shape = tuple(kwargs.pop("batch_shape"))[1:]
+    if shape is None:
+        raise ValueError("Input: give the shape of one example, e.g. Input(shape=(28, 28, 1)).")
+    if kwargs:
+        raise TypeError(f"Input: unexpected keyword argument(s): {', '.join(sorted(kwargs))}.")
+    return input_tensor(shape, name=name, dtype=dtype)
 
 
 class Dense(ActivationMixin, Layer):

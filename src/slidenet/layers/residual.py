@@ -5,9 +5,11 @@
 Conv1 (K filters, F x F, stride s, 'same', no bias) and Conv2 (K filters, F x F, stride 1, 'same',
 no bias) form the main path. The shortcut S is the identity when the input already has the output's
 shape (stride 1 and input depth D == K), and otherwise a projection: a 1x1 Conv2D with stride s and
-no bias, followed by its own BatchNormalization. The backward pass is written by hand: through the
-final ReLU, then the sum splits the gradient into the main path and the shortcut, and the two input
-gradients add up.
+no bias, followed by its own BatchNormalization. The block is a composite: its ``call`` uses only
+ordinary layers (Conv2D, BatchNormalization, ReLU, Add), so it has no backward pass of its own: the
+calls are recorded and replayed backwards (slidenet.models.tape), the Add splitting the gradient
+into the main path and the shortcut, and the two input gradients adding up. As a graph it is
+``applications.resnet_small``'s stage; this layer is the one-line convenience.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from slidenet import initializers
 from slidenet._validation import fmt_shape, int_tuple, positive_int
 from slidenet.layers.base import Layer
 from slidenet.layers.convolutional import Conv2D
+from slidenet.layers.core import ReLU
+from slidenet.layers.merge import Add
 from slidenet.layers.normalization import BatchNormalization
-from slidenet.ops.activations import relu_backward, relu_forward
 
 SHORTCUTS = ("auto", "identity", "projection")
 SUBLAYERS = ("conv1", "bn1", "conv2", "bn2", "shortcut_conv", "shortcut_bn")
@@ -88,6 +91,9 @@ class ResidualBlock(Layer):
         self.conv2 = self._sub(Conv2D, "conv2", filters, kernel_size, 1, padding="same", **conv)
         self.bn2 = self._sub(BatchNormalization, "bn2", **bn)
         self.shortcut_conv = self.shortcut_bn = None  # decided in build (needs the input depth)
+        self.relu1 = self._sub(ReLU, "relu1")
+        self.add = self._sub(Add, "add")
+        self.relu2 = self._sub(ReLU, "relu2")
         self.weight_names = ()
 
     def _sub(self, cls, part, *args, **kwargs):
@@ -160,38 +166,25 @@ class ResidualBlock(Layer):
         if self.shortcut_conv is not None:
             self.shortcut_conv.build(input_shape)
             self.shortcut_bn.build(out)
+        super().build(input_shape)  # a composite: runs call once
+
+    def _name_composite_weights(self) -> None:
         self.weight_names = tuple(
             f"{part}/{n}"
             for part in SUBLAYERS
             if (layer := self.__dict__.get(part)) is not None
             for n in layer.weight_names
         )
-        super().build(input_shape)
 
     # ----- running -----------------------------------------------------------------------------
-    def forward(self, x, training=False):
+    def call(self, x, training=False):
         """x (N, H, W, D) -> relu(main(x) + shortcut(x)) (N, Ho, Wo, K)."""
-        h = self.bn1(self.conv1(x, training=training), training=training)
-        h, self._mask1 = relu_forward(h)
-        h = self.bn2(self.conv2(h, training=training), training=training)
+        h = self.relu1(self.bn1(self.conv1(x), training=training))
+        h = self.bn2(self.conv2(h), training=training)
+        s = x
         if self.shortcut_conv is not None:
-            s = self.shortcut_bn(self.shortcut_conv(x, training=training), training=training)
-        else:
-            s = x
-        y, self._mask2 = relu_forward(h + s)
-        return y
-
-    def backward(self, dy):
-        """dy (N, Ho, Wo, K) -> dx (N, H, W, D); the sub-layers' gradients go to ``grads``."""
-        dz = relu_backward(dy, self._mask2)  # d loss / d (main + shortcut)
-        dh = self.conv2.backward(self.bn2.backward(dz))
-        dx = self.conv1.backward(self.bn1.backward(relu_backward(dh, self._mask1)))
-        if self.shortcut_conv is not None:
-            dx = dx + self.shortcut_conv.backward(self.shortcut_bn.backward(dz))
-        else:
-            dx = dx + dz
-        self.grads = [g for layer in self.sublayers for g in layer.grads]
-        return dx
+            s = self.shortcut_bn(self.shortcut_conv(x), training=training)
+        return self.relu2(self.add([h, s]))
 
     # ----- weights and config ------------------------------------------------------------------
     @property

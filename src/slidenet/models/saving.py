@@ -44,6 +44,7 @@ from slidenet.models.file_checks import (  # noqa: F401 - re-exported, part of t
     _read_member,
     check_npy_header,
 )
+from slidenet.models.weights_file import refuse_weights_only
 from slidenet.utils.files import atomic_write
 from slidenet.utils.random import generator_from_state, generator_state
 
@@ -85,6 +86,13 @@ def model_state(model) -> tuple[dict, list[np.ndarray], list[np.ndarray]]:
             "loss": losses_mod.serialize(model.loss),
             "metrics": [m for m in model._metric_names if isinstance(m, str)],
         }
+        per_output = getattr(model, "losses_per_output", None) or []
+        if len(per_output) > 1:  # a Model with several outputs: one loss, weight, metrics each
+            header["compile"]["losses"] = [losses_mod.serialize(v) for v in per_output]
+            header["compile"]["loss_weights"] = list(model.loss_weights)
+            header["compile"]["output_metrics"] = [
+                [m for m in ms if isinstance(m, str)] for ms in model._metrics_per_output
+            ]
     return header, model.get_weights(), opt_arrays
 
 
@@ -118,15 +126,20 @@ def save_model(model, path, extra_json=None) -> None:
         if name == "slidenet.json" or not name.endswith(".json") or _name_problem(name):
             raise ValueError(f"save: extra_json member {name!r} must be a plain 'NAME.json'.")
 
+    members = {**extra}
+    members.update({f"weights/{i:04d}.npy": _npy_bytes(w) for i, w in enumerate(weights)})
+    members.update({f"optimizer/{i:04d}.npy": _npy_bytes(a) for i, a in enumerate(opt_arrays)})
+    _write_zip(path, header, members)
+
+
+def _write_zip(path, header, members) -> None:
+    """slidenet.json then ``members`` (name -> bytes or text) into a zip at ``path``, atomically."""
+
     def write(f):
         with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
             zf.writestr("slidenet.json", json.dumps(header, indent=1))
-            for name, text in extra.items():
-                zf.writestr(name, text)
-            for i, w in enumerate(weights):
-                zf.writestr(f"weights/{i:04d}.npy", _npy_bytes(w))
-            for i, a in enumerate(opt_arrays):
-                zf.writestr(f"optimizer/{i:04d}.npy", _npy_bytes(a))
+            for name, data in members.items():
+                zf.writestr(name, data)
 
     atomic_write(path, write)
 
@@ -220,6 +233,13 @@ def _rebuild(header, weights, opt_arrays, path, where):
     from slidenet.models.sequential import Sequential
 
     config = header["model"]
+    refuse_weights_only(config, path)
+    if config.get("class_name") == "Functional":
+        from slidenet.models.graph_config import model_from_config
+
+        where.append("the graph of the model description")
+        model = model_from_config(config, lambda layer, shape: _check_size(layer, shape, path))
+        return _restore(model, header, weights, opt_arrays, path, where)
     model = Sequential(name=config["name"])
     if config.get("input_shape") is not None:
         model._input_shape = tuple(int(s) for s in config["input_shape"])
@@ -244,6 +264,11 @@ def _rebuild(header, weights, opt_arrays, path, where):
         _check_size(layer, shape, path)
         model.add(layer)
     model.build()
+    return _restore(model, header, weights, opt_arrays, path, where)
+
+
+def _restore(model, header, weights, opt_arrays, path, where):
+    """Weights, training state and compile settings into a rebuilt model."""
     shapes = [w.shape for w in model.weights]
     if shapes != [w.shape for w in weights]:
         raise ModelFileError(
@@ -271,11 +296,19 @@ def _rebuild(header, weights, opt_arrays, path, where):
     where.append("the compile settings (optimizer, loss, metrics)")
     comp = header["compile"]
     if comp is not None:
-        model.compile(
-            optimizers_mod.deserialize(comp["optimizer"]),
-            losses_mod.deserialize(comp["loss"]),
-            comp["metrics"],
-        )
+        if comp.get("losses"):
+            model.compile(
+                optimizers_mod.deserialize(comp["optimizer"]),
+                [losses_mod.deserialize(v) for v in comp["losses"]],
+                [list(ms) for ms in comp["output_metrics"]],
+                loss_weights=[float(w) for w in comp["loss_weights"]],
+            )
+        else:
+            model.compile(
+                optimizers_mod.deserialize(comp["optimizer"]),
+                losses_mod.deserialize(comp["loss"]),
+                comp["metrics"],
+            )
         _check_hyperparameters(model.optimizer, path)
         model.optimizer.iterations = _count(comp, "optimizer_iterations", path, limit=None)
         trained = [

@@ -13,6 +13,7 @@ from slidenet.layers.base import Layer, unique_name
 from slidenet.layers.convolutional import Conv2D
 from slidenet.layers.core import InputLayer
 from slidenet.layers.pooling import _Pooling2D
+from slidenet.models.graph import KerasTensor
 from slidenet.models.training import TrainingMixin
 from slidenet.ops.activations import relu_backward, relu_forward
 
@@ -48,6 +49,10 @@ class Sequential(TrainingMixin):
     # ----- building ------------------------------------------------------------------------
     def add(self, layer) -> None:
         """Append a layer; with a known input shape it is built (and checked) at once."""
+        if isinstance(layer, KerasTensor) and isinstance(
+            getattr(layer.node, "layer", None), InputLayer
+        ):
+            layer = layer.node.layer  # Sequential([keras.Input(shape), ...])
         if not isinstance(layer, Layer):
             raise TypeError(
                 f"Sequential.add: expected a slidenet layer, got {type(layer).__name__}; "

@@ -102,6 +102,17 @@ def _residual_details(block, field, jump):
     return lines, field, jump
 
 
+def _trainable_count(layer) -> int:
+    """Parameters the optimizer trains (not batch norm's moving statistics)."""
+    if not layer.trainable:
+        return 0
+    return sum(
+        w.size
+        for w, name in zip(layer.weights, layer.weight_names, strict=True)
+        if not name.rpartition("/")[2].startswith("moving_")
+    )
+
+
 def summary_text(model, line_length=None) -> str:
     """The summary of a Sequential model as text."""
     width = line_length or 80
@@ -137,12 +148,7 @@ def summary_text(model, line_length=None) -> str:
         elif isinstance(layer, Dense):
             lines.append(f"   {human_count(layer.kernel.size)} mult-adds")
         total += params
-        non_trainable = sum(
-            w.size
-            for w, name_ in zip(layer.weights, layer.weight_names, strict=True)
-            if name_.rpartition("/")[2].startswith("moving_")
-        )
-        trainable += (params - non_trainable) if layer.trainable else 0
+        trainable += _trainable_count(layer)
         if i < len(model.layers) - 1:
             lines.append("")
     lines += [

@@ -46,6 +46,18 @@ class TrainingMixin:
                 f"{who}: compile the model first, e.g. model.compile('adam', loss=...)."
             )
 
+    def save_weights(self, filepath) -> None:
+        """Write the weights alone (no architecture); read back with load_weights."""
+        from slidenet.models.weights_file import save_weights
+
+        save_weights(self, filepath)
+
+    def load_weights(self, filepath) -> None:
+        """Set the weights from save_weights' (or save's) file; shapes must match this model."""
+        from slidenet.models.weights_file import load_weights
+
+        load_weights(self, filepath)
+
     # ----- data checks -----------------------------------------------------------------------
     def _prepare_x(self, x, who, lazy=False, empty_ok=False) -> np.ndarray:
         """Check x and return it as the model's dtype; with ``lazy`` an ndarray (a memmap too) is

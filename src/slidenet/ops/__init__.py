@@ -59,6 +59,22 @@ from slidenet.ops.losses import (
     sigmoid_binary_cross_entropy,
     softmax_cross_entropy,
 )
+from slidenet.ops.merge import (
+    add_backward,
+    add_forward,
+    average_backward,
+    average_forward,
+    concatenate_backward,
+    concatenate_forward,
+    maximum_backward,
+    maximum_forward,
+    minimum_backward,
+    minimum_forward,
+    multiply_backward,
+    multiply_forward,
+    subtract_backward,
+    subtract_forward,
+)
 from slidenet.ops.normalization import batchnorm_backward, batchnorm_forward, batchnorm_inference
 from slidenet.ops.pool import (
     avg_pool1d_backward,
@@ -136,4 +152,18 @@ __all__ = [
     "sum_pool2d_backward",
     "sum_pool2d_forward",
     "conv_output_length",
+    "add_backward",
+    "add_forward",
+    "average_backward",
+    "average_forward",
+    "concatenate_backward",
+    "concatenate_forward",
+    "maximum_backward",
+    "maximum_forward",
+    "minimum_backward",
+    "minimum_forward",
+    "multiply_backward",
+    "multiply_forward",
+    "subtract_backward",
+    "subtract_forward",
 ]

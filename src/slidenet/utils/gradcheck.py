@@ -28,14 +28,13 @@ def gradcheck(layer, x, eps=1e-6, seed=0, training=True, max_entries=200) -> dic
     """
     rng = np.random.default_rng(seed)
     x = np.array(x, dtype=np.float64)
-    saved_dtype = layer.dtype
+    saved_dtypes = _set_dtype(layer, np.float64)
     if not layer.built:
-        layer.dtype = np.dtype(np.float64)
         layer.build(x.shape[1:])
+        saved_dtypes = {**_set_dtype(layer, np.float64), **saved_dtypes}  # new sub-layers too
     saved = layer.get_weights()
     rng_state = getattr(layer, "rng", None)
     rng_state = None if rng_state is None else rng_state.bit_generator.state
-    layer.dtype = np.dtype(np.float64)
     layer.set_weights([w.astype(np.float64) for w in saved])
 
     def run(inp):
@@ -57,18 +56,31 @@ def gradcheck(layer, x, eps=1e-6, seed=0, training=True, max_entries=200) -> dic
             return float(np.sum(r * run(inp)))
 
         errors = {"dx": _max_rel_error(lambda: loss(x), x, analytic["dx"], eps, rng, max_entries)}
-        for name in layer.weight_names:
+        for name, w in zip(layer.weight_names, layer.weights, strict=True):
             if name in analytic:
-                w = getattr(layer, name)
                 errors[name] = _max_rel_error(
                     lambda: loss(x), w, analytic[name], eps, rng, max_entries
                 )
     finally:
-        layer.dtype = saved_dtype
+        for sub, dtype in reversed(saved_dtypes.values()):
+            sub.dtype = dtype
         layer.set_weights(saved)
         if rng_state is not None:
             layer.rng.bit_generator.state = rng_state
     return errors
+
+
+def _set_dtype(layer, dtype) -> dict:
+    """Set the dtype of ``layer`` and of the layers it is built from; returns the old ones."""
+    old, stack = {}, [layer]
+    while stack:  # record every old dtype first: a composite's setter may change its parts
+        current = stack.pop()
+        if id(current) not in old:
+            old[id(current)] = (current, current.dtype)
+            stack.extend(current._sublayers())
+    for current, _ in old.values():
+        current.dtype = np.dtype(dtype)
+    return old
 
 
 def _max_rel_error(f, array, analytic, eps, rng, max_entries) -> float:
