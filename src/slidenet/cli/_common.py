@@ -192,6 +192,7 @@ def accepts(fn, keyword: str) -> bool:
 def build_model(spec, input_shape=None, classes=None):
     """Call a builder (a spec or ``resolve_builder``'s pair) with ``input_shape=`` and
     ``classes=`` where it accepts them; returns (display name, model)."""
+    from slidenet.models.functional import Model
     from slidenet.models.sequential import Sequential
 
     name, fn = resolve_builder(spec) if isinstance(spec, str) else spec
@@ -201,8 +202,8 @@ def build_model(spec, input_shape=None, classes=None):
     if classes is not None and accepts(fn, "classes"):
         kwargs["classes"] = int(classes)
     model = fn(**kwargs)
-    if not isinstance(model, Sequential):
-        raise CLIError(f"{name} returned {type(model).__name__}, not a slidenet Sequential model")
+    if not isinstance(model, Sequential | Model):
+        raise CLIError(f"{name} returned {type(model).__name__}, not a slidenet model")
     if not model.built:
         if input_shape is None:
             raise CLIError(f"{name} built a model without an input shape; give it one")

@@ -313,10 +313,12 @@ def explain_pool(input_shape, pool_size=2, stride=None, padding=0, kind="max") -
 
 
 def explain_model(model) -> str:
-    """Walk a built Sequential model layer by layer: shapes, parameter formulas, output-size
-    arithmetic (from ``model.summary``), receptive field and multiply-adds."""
+    """Walk a built Sequential or graph Model layer by layer: shapes, parameter formulas,
+    output-size arithmetic (from ``model.summary``), receptive field and multiply-adds (for a
+    graph, each layer's inputs and its own window instead of the receptive field)."""
     from slidenet.layers.convolutional import Conv2D
     from slidenet.layers.core import Dense
+    from slidenet.models.graph import layer_calls
     from slidenet.models.summary import layer_details
 
     if not model.built:
@@ -325,12 +327,20 @@ def explain_model(model) -> str:
     spatial = len(model.input_shape) - 2
     field, jump = (1,) * spatial, (1,) * spatial
     total = 0
+    graph = hasattr(model, "inputs") and model.inputs  # a functional Model
     for i, layer in enumerate(model.layers, 1):
         params = layer.count_params()
         total += params
         lines.append(
             f"{i}. {layer.name} ({type(layer).__name__}): {_fmt(layer._in)} -> {_fmt(layer._out)}"
         )
+        if graph:
+            froms = [
+                " + ".join(t.node.layer.name for t in node.inputs)
+                for node in layer_calls(layer)
+                if node.inputs
+            ]
+            lines += [f"   from: {f}" for f in froms]
         if isinstance(layer, Conv2D):
             k = layer.kernel_size
             D, K = layer._in[-1], layer.filters
@@ -349,12 +359,22 @@ def explain_model(model) -> str:
             lines.append(f"   {'*'.join(map(str, layer._in))} = {int(np.prod(layer._in)):,} values")
         elif params:
             lines.append(f"   params: {params:,}")
-        if spatial and len(layer._in) - 1 == spatial:
-            detail, field, jump = layer_details(layer, field, jump)
+        if spatial and _is_shape(layer._in) and len(layer._in) - 1 == spatial:
+            if graph:  # a receptive field differs from path to path: each layer's own window
+                detail, _, _ = layer_details(layer, (1,) * spatial, (1,) * spatial)
+                detail = [d.replace("receptive field", "window") for d in detail]
+            else:
+                detail, field, jump = layer_details(layer, field, jump)
             lines += detail
     lines.append(f"Total params: {total:,}")
     return "\n".join(lines)
 
 
 def _fmt(shape) -> str:
+    if shape and not _is_shape(shape):  # a merge layer's inputs
+        return " & ".join(_fmt(s) for s in shape)
     return "x".join(str(s) for s in shape)
+
+
+def _is_shape(shape) -> bool:
+    return isinstance(shape, tuple) and all(isinstance(s, int) for s in shape)

@@ -25,7 +25,9 @@ from slidenet.ops.activations import BACKWARD, FORWARD
 _name_counts: dict[str, int] = defaultdict(int)
 _MISSING = object()
 # attributes that describe the layer, not one call of it (never restored by backward_with_cache)
-_NOT_STATE = frozenset({"grads", "built", "_in", "_out", "weight_names", "_own_weights"})
+_NOT_STATE = frozenset(
+    {"grads", "built", "_in", "_out", "weight_names", "_own_weights", "_inbound_nodes"}
+)
 
 
 def _takes_training(call) -> bool:
@@ -180,6 +182,40 @@ class Layer:
     @property
     def output_shape(self):
         return None if self._out is None else (None, *self._out)
+
+    @property
+    def output(self):
+        """The symbolic tensor this layer made when called on keras.Input tensors (Keras' name:
+        ``Model(model.inputs, [layer.output for layer in model.layers])`` extracts features)."""
+        return self._only_call("output")
+
+    @property
+    def input(self):
+        """The symbolic tensor(s) this layer was called on (see ``output``)."""
+        return self._only_call("input")
+
+    def _only_call(self, what):
+        nodes = self.__dict__.get("_inbound_nodes") or []
+        if len(nodes) != 1:
+            raise AttributeError(
+                f"{self.label} was called {len(nodes)} times on symbolic tensors, so its {what} "
+                "is ambiguous"
+                + (
+                    " (a shared layer has one per call; use "
+                    "slidenet.models.graph.layer_output(layer, call))"
+                    if nodes
+                    else ""
+                )
+                + "."
+            )
+        node = nodes[0]
+        if what == "input":
+            return (
+                node.inputs
+                if node.as_list
+                else (node.inputs[0] if node.inputs else node.outputs[0])
+            )
+        return node.outputs if node.outputs_as_list else node.outputs[0]
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         """Shape of one output example for one input example (no batch axis)."""

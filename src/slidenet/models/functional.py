@@ -29,7 +29,31 @@ from slidenet.models import graph, tape
 from slidenet.models.multi_io import MultiIOTraining
 
 
-class Model(MultiIOTraining, Layer):
+class _ModelBackward:
+    """Model.backward, kept outside the Layer hierarchy: Layer.__init_subclass__ wraps a
+    ``backward`` written in a Layer subclass with a check of dy against ``self._batch``, which
+    for a model is the training loop's batch-slicing method, not a batch size."""
+
+    def backward(self, dy):
+        """Backward of the last call made outside fit (``model(x)`` then ``model.backward(dy)``):
+        d(outputs) -> d(inputs) (a list for several inputs); every layer's ``grads`` set."""
+        state = getattr(self, "_last_state", None)
+        if state is None:
+            raise RuntimeError(f"{self.label}: backward() needs a call on arrays first.")
+        outs = state["outs"]
+        douts = list(dy) if isinstance(dy, list | tuple) else [dy]
+        if len(douts) != len(outs) or any(
+            np.shape(d) != np.shape(o) for d, o in zip(douts, outs, strict=False)
+        ):
+            raise ValueError(
+                f"{self.label}: dy must be shaped like the last outputs "
+                f"{[fmt_shape(np.shape(o)) for o in outs]}, got "
+                f"{[fmt_shape(np.shape(d)) for d in douts]}."
+            )
+        return self.backward_with_cache(dy, state)
+
+
+class Model(MultiIOTraining, _ModelBackward, Layer):
     """A model from input tensors to output tensors, or a subclass that defines ``call``.
 
     Args:
@@ -226,7 +250,7 @@ class Model(MultiIOTraining, Layer):
         xs = self._eager_inputs(x, f"Model '{self.name}'")
         if self._functional:
             outs, states = self._run_graph(xs, training)
-            state = {"states": states, "xs": xs}
+            state = {"states": states, "xs": xs, "outs": outs}
         else:
             with tape.recording(tape.Tape()) as recorded:
                 y = self._run_call(xs if self._input_struct == "list" else xs[0], training)
@@ -238,7 +262,8 @@ class Model(MultiIOTraining, Layer):
         """d(outputs) -> d(inputs) for the call that returned ``state``; ``grads`` set."""
         douts = list(dy) if isinstance(dy, list | tuple) else [dy]
         if self._functional:
-            dxs = self._backward_graph(douts, state["states"])
+            fused = range(len(douts)) if from_logits else ()
+            dxs = self._backward_graph(douts, state["states"], fused, need_dx)
         else:
             for layer in self._sublayers():
                 layer.grads = [None] * len(layer.weights)
@@ -246,12 +271,6 @@ class Model(MultiIOTraining, Layer):
         self.grads = [g for layer in self.layers for g in layer.grads]
         dxs = [np.zeros_like(x) if d is None else d for x, d in zip(state["xs"], dxs, strict=True)]
         return dxs if self._input_struct == "list" or len(dxs) > 1 else dxs[0]
-
-    def backward(self, dy):
-        """Backward of the last call made outside fit (``model(x)`` then ``model.backward(dy)``)."""
-        if getattr(self, "_last_state", None) is None:
-            raise RuntimeError(f"Model '{self.name}': backward() needs a call on arrays first.")
-        return self.backward_with_cache(dy, self._last_state)
 
     def _eager_call(self, x, training):
         y, self._last_state = self.forward_with_cache(x, training)

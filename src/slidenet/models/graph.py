@@ -107,7 +107,7 @@ def input_tensor(shape, name=None, dtype="float32") -> KerasTensor:
     layer.build(layer.shape)
     tensor = KerasTensor(layer.shape, layer.dtype, name=layer.name)
     tensor.node = Node(layer, [], False, [tensor])
-    layer._inbound = tensor.node
+    layer._inbound_nodes = [tensor.node]
     return tensor
 
 
@@ -132,6 +132,7 @@ def symbolic_call(layer, inputs):
         KerasTensor(s, layer.dtype, node=node, index=i)
         for i, s in enumerate(out_shapes if outputs_as_list else [out_shapes])
     ]
+    layer.__dict__.setdefault("_inbound_nodes", []).append(node)
     return node.outputs if outputs_as_list else node.outputs[0]
 
 
@@ -195,3 +196,20 @@ def trace(inputs: list[KerasTensor], outputs: list[KerasTensor], who: str) -> li
             f"{who}: input {names} is not used by any output; remove it from inputs or connect it."
         )
     return order
+
+
+def layer_output(layer, call: int = -1):
+    """The symbolic output of a layer's ``call``-th call on tensors (default: the last one).
+
+    ``layer.output`` is the same for a layer called once; a shared layer has one per call.
+    """
+    nodes = layer.__dict__.get("_inbound_nodes") or []
+    if not nodes:
+        raise ValueError(f"{layer.label} has not been called on symbolic tensors (keras.Input).")
+    node = nodes[call]
+    return node.outputs if node.outputs_as_list else node.outputs[0]
+
+
+def layer_calls(layer) -> list[Node]:
+    """The nodes recording each call of ``layer`` on symbolic tensors, oldest first."""
+    return list(layer.__dict__.get("_inbound_nodes") or [])

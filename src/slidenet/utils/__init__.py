@@ -1,7 +1,8 @@
-"""Utilities: seeding, label encoding, gradient checking, IDX files."""
+"""Utilities: seeding, label encoding, gradient checking, IDX files, model diagrams."""
 
 from slidenet.utils.categorical import to_categorical
 from slidenet.utils.gradcheck import gradcheck
+from slidenet.utils.plot_model import model_to_dot, plot_model
 from slidenet.utils.random import set_random_seed
 
 
@@ -12,4 +13,11 @@ def read_idx(path):
     return _read_idx(path)
 
 
-__all__ = ["set_random_seed", "to_categorical", "gradcheck", "read_idx"]
+__all__ = [
+    "set_random_seed",
+    "to_categorical",
+    "gradcheck",
+    "read_idx",
+    "plot_model",
+    "model_to_dot",
+]

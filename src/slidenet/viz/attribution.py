@@ -1,6 +1,7 @@
 """What a trained network looks at: activation maps, occlusion, saliency, feature visualisation.
 
-Pure NumPy on a :class:`slidenet.Sequential`; the pictures are drawn by :mod:`slidenet.viz.figures`.
+Pure NumPy on a :class:`slidenet.Sequential` or a graph :class:`slidenet.Model` (one input, one
+output); the pictures are drawn by :mod:`slidenet.viz.figures`.
 Every function runs the layers one by one, ``for layer in model.layers: x = layer(x)``, in
 inference mode (dropout off, batch-norm running statistics), so each layer's output is exactly
 what that layer computes. (``model.predict`` may apply a convolution's ReLU after the following
@@ -49,21 +50,34 @@ def _as_batch(model, image, who: str) -> np.ndarray:
 
 
 def _forward(model, x, stop=None):
-    """Run layers 0..stop (default all) one by one in inference mode; returns every output."""
-    outputs = []
+    """Run layers 0..stop (default all) one by one in inference mode; returns every output.
+
+    For a graph Model, "layer i's output" is ``model.layers[i].output`` (a layer called once);
+    one pass of a model with those outputs computes them all.
+    """
     last = len(model.layers) - 1 if stop is None else stop
+    if _is_graph(model):
+        probe = _probe(model, model.layers[: last + 1])
+        outputs = probe(x, training=False)
+        return outputs if isinstance(outputs, list) else [outputs]
+    outputs = []
     for layer in model.layers[: last + 1]:
         x = layer(x, training=False)
         outputs.append(x)
     return outputs
 
 
-def _backward(model, grad, stop, from_logits=False):
-    """Backpropagate ``grad`` (d score / d output of layer ``stop``) down to the input.
+def _backward(model, grad, stop, from_logits=False, x=None):
+    """Backpropagate ``grad`` (d score / d output of layer ``stop``) down to the input ``x``
+    (after ``_forward(model, x, stop)``).
 
     With ``from_logits`` the gradient is taken as being with respect to layer ``stop``'s
     pre-activation (its activation's backward is skipped).
     """
+    if _is_graph(model):
+        probe = _probe(model, [model.layers[stop]])
+        _, state = probe.forward_with_cache(x, training=False)
+        return probe.backward_with_cache(grad, state, from_logits=from_logits)
     for i in range(stop, -1, -1):
         layer = model.layers[i]
         if i == stop and from_logits:
@@ -71,6 +85,26 @@ def _backward(model, grad, stop, from_logits=False):
         else:
             grad = layer.backward(grad)
     return grad
+
+
+def _is_graph(model) -> bool:
+    from slidenet.models.functional import Model
+
+    return isinstance(model, Model)
+
+
+def _probe(model, layers):
+    """A Model from ``model``'s input to the outputs of ``layers`` (weights shared)."""
+    from slidenet.models.functional import Model
+    from slidenet.models.graph import layer_output
+
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ValueError(
+            f"model '{model.name}' has {len(model.inputs)} inputs and {len(model.outputs)} "
+            "outputs; activation maps and attributions need one of each."
+        )
+    outputs = [layer_output(layer) for layer in layers]  # a shared layer: its last call
+    return Model(model.inputs[0], outputs if len(outputs) > 1 else outputs[0], name=model.name)
 
 
 def resolve_layer(model, layer) -> int:
@@ -101,7 +135,7 @@ def activation_maps(model, image, kinds=("Conv", "Pooling")) -> list[tuple[Layer
     """The output of every conv and pool layer for one image.
 
     Args:
-        model: a built Sequential. image: (H, W, C) or (H, W).
+        model: a built Sequential or graph Model. image: (H, W, C) or (H, W).
         kinds: substrings of the layer class names to keep (default conv and pooling layers;
             ``()`` keeps every layer).
 
@@ -222,7 +256,7 @@ def saliency_map(model, image, class_index=None, score="logit") -> np.ndarray:
     input, exactly as in training but with respect to the pixels instead of the weights.
 
     Args:
-        model: a built Sequential. image: (H, W, C) or (H, W).
+        model: a built Sequential or graph Model. image: (H, W, C) or (H, W).
         class_index: which output to explain (default: the predicted class).
         score: ``"logit"`` (default) differentiates the class's pre-activation score when the
             last layer ends in softmax or sigmoid (its ``logits``; the gradient of a softmax
@@ -251,7 +285,7 @@ def saliency_map(model, image, class_index=None, score="logit") -> np.ndarray:
         grad[0, 0] = 1.0 if c == 1 else -1.0
     else:
         grad[0, c] = 1.0
-    dx = _backward(model, grad, len(model.layers) - 1, from_logits=from_logits)
+    dx = _backward(model, grad, len(model.layers) - 1, from_logits=from_logits, x=x)
     return np.asarray(dx[0])
 
 
@@ -275,7 +309,8 @@ def feature_visualization(
     pre-activation is used instead, so it can come alive.
 
     Args:
-        model: a built Sequential. layer: index, name or Layer of a layer with a channel axis
+        model: a built Sequential or graph Model.
+        layer: index, name or Layer of a layer with a channel axis
             (a conv or pool layer; Dense units also work).
         filter_index: the channel (filter) to maximise. steps: ascent steps.
         step_size: the length of one step in units of the normalised gradient.
@@ -315,7 +350,7 @@ def feature_visualization(
         score, grad = _channel_objective(y, filter_index)
         scores.append(score)
         dead = can_skip_relu and not np.any(y[..., filter_index] > 0)
-        g = _backward(model, grad, i, from_logits=dead)
+        g = _backward(model, grad, i, from_logits=dead, x=x)
         rms = float(np.sqrt(np.mean(np.square(g, dtype=np.float64))))
         if rms == 0.0:
             break

@@ -104,7 +104,8 @@ def plot_filters(model, layer=None, max_filters=32, max_channels=8, cols=8) -> F
     the whole layer, so signs and sizes compare. Conv1D filters are drawn as channels x width.
 
     Args:
-        model: a built Sequential. layer: index, name or Layer (default: the first conv layer).
+        model: a built Sequential or graph Model.
+        layer: index, name or Layer (default: the first conv layer).
         max_filters: draw at most this many filters. max_channels: input channels per filter.
         cols: columns of the grid for first-layer filters.
     """
