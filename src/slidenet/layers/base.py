@@ -140,6 +140,8 @@ class Layer:
     """
 
     weight_names: tuple[str, ...] = ()
+    #: attributes holding buffers reused from step to step (see forward_with_cache)
+    step_buffers: tuple[str, ...] = ()
 
     def __init_subclass__(cls, **kwargs):
         """Every subclass's forward records the batch size and its backward checks dy against it
@@ -254,7 +256,7 @@ class Layer:
         recorder = tape.active_tape()
         if recorder is None:
             return self._eager_call(x, training)
-        y, state = self.forward_with_cache(x, training)
+        y, state = self.forward_with_cache(x, training, fresh_buffers=recorder.seen(self))
         as_list = isinstance(x, list | tuple)
         recorder.entries.append(tape.Entry(self, list(x) if as_list else [x], as_list, y, state))
         return y
@@ -275,17 +277,31 @@ class Layer:
             return np.zeros((0, *self._out), self.dtype)
         return self.forward(x, training)
 
-    def forward_with_cache(self, x, training=False):
+    def forward_with_cache(self, x, training=False, fresh_buffers=False):
         """(y, state): run the layer and return, apart from the output, the per-call state its
         backward needs. A graph keeps one state per call, so a layer called several times (shared
-        weights) is differentiated at each call with that call's own cache."""
+        weights) is differentiated at each call with that call's own cache.
+
+        ``fresh_buffers``: this is not the layer's first call in this pass, so the buffers it
+        reuses from step to step (``step_buffers``, e.g. Conv2D's im2col columns) still hold an
+        earlier call's cache: this call gets new ones.
+        """
+        kept = {k: self.__dict__.pop(k) for k in self.step_buffers if k in self.__dict__}
+        if not fresh_buffers:
+            self.__dict__.update(kept)
         before = dict(self.__dict__)
-        y = self._eager_call(x, training)
+        self._fresh_call = fresh_buffers  # a composite passes it on to its own layer calls
+        try:
+            y = self._eager_call(x, training)
+        finally:
+            del self._fresh_call
         state = {
             k: v
             for k, v in self.__dict__.items()
             if before.get(k, _MISSING) is not v and k not in _NOT_STATE
         }
+        if fresh_buffers:
+            self.__dict__.update(kept)  # the first call's buffers stay the ones reused
         return y, state
 
     def backward_with_cache(self, dy, state, **kwargs):
@@ -326,7 +342,8 @@ class Layer:
         from slidenet.models import tape
 
         self._batch = x.shape[0]
-        with tape.recording(tape.Tape()) as recorded:
+        fresh = self.__dict__.get("_fresh_call", False)
+        with tape.recording(tape.Tape(fresh=fresh)) as recorded:
             y = self._run_call(x, training)
         self._tape, self._tape_io = recorded, (x, y)
         return y

@@ -36,6 +36,7 @@ class Conv2D(ActivationMixin, Layer):
     """
 
     rank = 2
+    step_buffers = ("_cols",)
     _forward_op = staticmethod(conv_ops.conv2d_forward)
     _backward_op = staticmethod(conv_ops.conv2d_backward)
 

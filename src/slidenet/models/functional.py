@@ -140,7 +140,9 @@ class Model(MultiIOTraining, _ModelBackward, Layer):
         return self._out if isinstance(self._out, list) else [self._out]
 
     def _n_inputs(self) -> int:
-        return len(self._inputs) if self._functional else 1
+        if self._functional:
+            return len(self._inputs)
+        return len(self._in) if isinstance(self._in, list) else 1
 
     def get_layer(self, name=None, index=None):
         """The layer called ``name`` (or at position ``index`` of ``model.layers``)."""
@@ -198,13 +200,19 @@ class Model(MultiIOTraining, _ModelBackward, Layer):
         outs, _ = self._run_graph(list(xs), training)
         return outs if self._output_struct != "single" else outs[0]
 
-    def _run_graph(self, xs, training):
-        """Forward through the nodes: (outputs, per-node states)."""
+    def _run_graph(self, xs, training, fresh_buffers=False):
+        """Forward through the nodes: (outputs, per-node states). A layer's second call (shared
+        weights) gets fresh step buffers, so the first call's cache stays intact."""
         values = {id(t): x for t, x in zip(self._inputs, xs, strict=True)}
         states = []
+        called: set[int] = set()
         for node in self._nodes:
             args = [values[id(t)] for t in node.inputs]
-            y, state = node.layer.forward_with_cache(args if node.as_list else args[0], training)
+            fresh = fresh_buffers or id(node.layer) in called
+            called.add(id(node.layer))
+            y, state = node.layer.forward_with_cache(
+                args if node.as_list else args[0], training, fresh_buffers=fresh
+            )
             states.append(state)
             for t, v in zip(node.outputs, y if node.outputs_as_list else [y], strict=True):
                 values[id(t)] = v
@@ -245,14 +253,15 @@ class Model(MultiIOTraining, _ModelBackward, Layer):
         acc.finish()
         return [grads.get(id(t)) for t in self._inputs]
 
-    def forward_with_cache(self, x, training=False):
-        """(outputs, state) for one call of this model inside another model."""
+    def forward_with_cache(self, x, training=False, fresh_buffers=False):
+        """(outputs, state) for one call of this model inside another model (``fresh_buffers``:
+        see Layer.forward_with_cache)."""
         xs = self._eager_inputs(x, f"Model '{self.name}'")
         if self._functional:
-            outs, states = self._run_graph(xs, training)
+            outs, states = self._run_graph(xs, training, fresh_buffers)
             state = {"states": states, "xs": xs, "outs": outs}
         else:
-            with tape.recording(tape.Tape()) as recorded:
+            with tape.recording(tape.Tape(fresh=fresh_buffers)) as recorded:
                 y = self._run_call(xs if self._input_struct == "list" else xs[0], training)
             outs = list(y) if isinstance(y, list | tuple) else [y]
             state = {"tape": recorded, "xs": xs, "outs": outs}

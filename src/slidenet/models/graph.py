@@ -67,10 +67,15 @@ class KerasTensor:
     def __radd__(self, other):
         return self._merge(other, "Add", "+")
 
+    def __rsub__(self, other):
+        return self._merge(other, "Subtract", "-")
+
     def __rmul__(self, other):
         return self._merge(other, "Multiply", "*")
 
     __hash__ = object.__hash__
+    # NumPy defers to the reflected operators above (array + tensor names layers.Add too)
+    __array_ufunc__ = None
 
 
 @dataclass(eq=False)

@@ -63,6 +63,10 @@ def model_from_config(config: dict, check_layer=None):
         name = spec["class_name"]
         if name == "Functional":
             layer = model_from_config(spec["config"], check_layer)
+        elif name == "Sequential":
+            from slidenet.models.sequential import Sequential
+
+            layer = Sequential.from_config(spec["config"])
         elif name in LAYER_CLASSES:
             layer = LAYER_CLASSES[name].from_config(spec["config"])
         else:

@@ -124,6 +124,8 @@ class MultiIOTraining(TrainingMixin):
         """x (array, list or dict) -> one checked array per model input, in order."""
         n = self._n_inputs()
         names = getattr(self, "_input_names", None) or [f"input_{i + 1}" for i in range(n)]
+        if isinstance(x, Arrays):  # fit's validation_split cut these from checked inputs
+            x = x.arrays
         if isinstance(x, dict):
             missing = [k for k in names if k not in x]
             extra = [k for k in x if k not in names]
@@ -197,12 +199,18 @@ class MultiIOTraining(TrainingMixin):
 
     def _split_targets(self, y, who) -> list:
         names = self.output_names
+        if isinstance(y, Arrays):  # fit's validation_split cut these from checked targets
+            return list(y.arrays)
         if isinstance(y, dict):
             missing = [k for k in names if k not in y]
-            if missing:
+            extra = [k for k in y if k not in names]
+            if missing or extra:
                 raise ValueError(
-                    f"{who}: y is a dict without key(s) {missing}; model '{self.name}' has "
-                    f"outputs {names}."
+                    f"{who}: y is a dict"
+                    + (f" without key(s) {missing}" if missing else "")
+                    + (" and" if missing and extra else "")
+                    + (f" with unknown key(s) {extra}" if extra else "")
+                    + f"; model '{self.name}' has outputs {names}."
                 )
             return [y[k] for k in names]
         if len(names) > 1:
@@ -274,7 +282,11 @@ class MultiIOTraining(TrainingMixin):
             found = []
             for t in self._outputs:
                 node = t.node
-                alone = self._consumers.get(id(t), 0) == 0 and not node.outputs_as_list
+                alone = (
+                    self._consumers.get(id(t), 0) == 0
+                    and not node.outputs_as_list
+                    and sum(o is t for o in self._outputs) == 1  # one loss's gradient each
+                )
                 i = index.get(id(node))
                 found.append(
                     (node.layer, self._last_states[i]) if alone and i is not None else None
@@ -282,11 +294,12 @@ class MultiIOTraining(TrainingMixin):
             return found
         entries = {id(e.output): e for e in self._last_states["tape"].entries}
         used = {id(x) for e in self._last_states["tape"].entries for x in e.inputs}
+        outs = self._last_states["outs"]
         return [
             (entries[id(o)].layer, entries[id(o)].state)
-            if id(o) in entries and id(o) not in used
+            if id(o) in entries and id(o) not in used and sum(v is o for v in outs) == 1
             else None
-            for o in self._last_states["outs"]
+            for o in outs
         ]
 
     def _loss_and_grad(self, out, y):

@@ -245,7 +245,82 @@ class Sequential(TrainingMixin):
         return grad
 
     def __call__(self, x, training=False):
+        """Outputs for x; on symbolic tensors, the model is one layer of a graph (nested)."""
+        from slidenet.models import graph, tape
+
+        if graph.is_symbolic(x):
+            return graph.symbolic_call(self, x)
+        recorder = tape.active_tape()
+        if recorder is not None:  # inside a subclassed model's call: record as one layer
+            y, state = self.forward_with_cache(x, training, recorder.seen(self))
+            recorder.entries.append(tape.Entry(self, [x], False, y, state))
+            return y
         return self._forward(self._prepare_x(x, "call", empty_ok=True), training=training)
+
+    # ----- as a layer of another model ---------------------------------------------------------
+    trainable = True
+
+    @property
+    def label(self) -> str:
+        return f"Sequential '{self.name}'"
+
+    @property
+    def _in(self):
+        return self._input_shape
+
+    @property
+    def _out(self):
+        return self.layers[-1]._out if self.layers and self.built else None
+
+    def symbolic_output_shapes(self, input_shape):
+        """Build for ``input_shape`` (one example) or check it; the output example's shape."""
+        if self._input_shape is None:
+            self.build(input_shape)
+        elif tuple(input_shape) != self._input_shape:
+            raise ValueError(
+                f"{self.label} expects inputs shaped {fmt_shape(self.input_shape)} but is called "
+                f"on a tensor of shape {fmt_shape((None, *input_shape))}."
+            )
+        return self._out
+
+    def forward_with_cache(self, x, training=False, fresh_buffers=False):
+        """(y, state) for one call inside another model: each layer's own per-call state, so a
+        Sequential called twice (a shared encoder) is differentiated at each call."""
+        x = self._prepare_x(x, "call", empty_ok=True)
+        states = []
+        for layer in self.layers:
+            x, state = layer.forward_with_cache(x, training, fresh_buffers)
+            states.append(state)
+        return x, states
+
+    def backward_with_cache(self, dy, states, from_logits=False, need_dx=True):
+        """d(output) -> d(input) for the call that returned ``states``; ``grads`` set."""
+        for i in range(len(self.layers) - 1, -1, -1):
+            kwargs = {"from_logits": True} if from_logits and i == len(self.layers) - 1 else {}
+            dy = self.layers[i].backward_with_cache(dy, states[i], **kwargs)
+        self.grads = [g for layer in self.layers for g in layer.grads]
+        return dy
+
+    @property
+    def weight_names(self):
+        return tuple(f"{layer.name}/{n}" for layer in self.layers for n in layer.weight_names)
+
+    def _sublayers(self):
+        return list(self.layers)
+
+    @classmethod
+    def from_config(cls, config: dict):
+        """A Sequential from get_config's dict (layers rebuilt from their configs)."""
+        from slidenet.layers import LAYER_CLASSES
+
+        model = cls(name=config["name"])
+        if config.get("input_shape") is not None:
+            model._input_shape = tuple(int(s) for s in config["input_shape"])
+        for spec in config["layers"]:
+            if spec["class_name"] not in LAYER_CLASSES:
+                raise ValueError(f"unknown layer type {spec['class_name']!r}")
+            model.add(LAYER_CLASSES[spec["class_name"]].from_config(spec["config"]))
+        return model
 
     def get_config(self) -> dict:
         return {

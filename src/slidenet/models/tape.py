@@ -35,8 +35,16 @@ class Entry:
 class Tape:
     """The layer calls made while it was active, in order."""
 
-    def __init__(self):
+    def __init__(self, fresh=False):
         self.entries: list[Entry] = []
+        self.fresh = fresh  # every call needs fresh buffers (the recorded layer is called again)
+        self._called: set[int] = set()
+
+    def seen(self, layer) -> bool:
+        """Was ``layer`` called before in this recording (or must every call be fresh)? Marks it."""
+        again = self.fresh or id(layer) in self._called
+        self._called.add(id(layer))
+        return again
 
 
 def active_tape() -> Tape | None:
@@ -86,7 +94,38 @@ class GradAccumulator:
 
     def finish(self) -> None:
         for layer, grads in self.sums.values():
-            layer.grads = grads
+            if self.counts.get(id(layer), 1) > 1:
+                set_grads(layer, grads)
+            else:
+                layer.grads = grads
+
+
+def _parts(layer) -> list:
+    """The layers whose grads make up ``layer.grads`` (a model's layers, a composite's
+    sub-layers), in that order; [] for a layer with a backward of its own."""
+    from slidenet.models.functional import Model
+    from slidenet.models.sequential import Sequential
+
+    if isinstance(layer, Model | Sequential):
+        return list(layer.layers)
+    if layer._is_composite() and not layer._own_weights:
+        return layer._sublayers()
+    return []
+
+
+def set_grads(layer, grads) -> None:
+    """``layer.grads = grads``, and the same sums into the layers it is built from: a model or
+    composite layer called several times has its parts' grads overwritten by each call's
+    backward, so after the sum they would hold only the last call's share."""
+    layer.grads = grads
+    parts = _parts(layer)
+    if sum(len(p.weights) for p in parts) != len(grads):
+        return
+    i = 0
+    for part in parts:
+        n = len(part.weights)
+        set_grads(part, grads[i : i + n])
+        i += n
 
 
 def replay(tape: Tape, inputs, outputs, douts, who: str, from_logits=frozenset()) -> list:
