@@ -129,6 +129,20 @@ def _checked_backward(backward):
     return wrapper
 
 
+def _completed_build(build):
+    """A Keras-style build() that only creates weights (add_weight) leaves the output shape
+    unknown: the base build then finds it, so every built layer knows its shapes."""
+
+    @functools.wraps(build)
+    def wrapper(self, input_shape, *args, **kwargs):
+        result = build(self, input_shape, *args, **kwargs)
+        if self._out is None:
+            Layer.build(self, input_shape)
+        return result
+
+    return wrapper
+
+
 class Layer:
     """Base class of all layers.
 
@@ -151,6 +165,8 @@ class Layer:
             cls.forward = _recording_forward(cls.__dict__["forward"])
         if "backward" in cls.__dict__:
             cls.backward = _checked_backward(cls.__dict__["backward"])
+        if "build" in cls.__dict__:
+            cls.build = _completed_build(cls.__dict__["build"])
 
     def __init__(self, name=None, input_shape=None, dtype="float32", trainable=True, **kwargs):
         if "input_dim" in kwargs:
@@ -324,8 +340,6 @@ class Layer:
 
     def _ensure_built(self, input_shape) -> None:
         self.build(input_shape)
-        if self._out is None:  # a Keras-style build() that only created weights
-            Layer.build(self, input_shape)
 
     def forward(self, x, training=False):
         """Forward pass of a batch; keeps what backward needs.
@@ -419,18 +433,27 @@ class Layer:
             f"{layer.name}/{n}" for layer in self._sublayers() for n in layer.weight_names
         )
 
-    def add_weight(self, name, shape, initializer="glorot_uniform", trainable=True):
-        """Create a trained weight of ``shape`` (Keras' add_weight, for custom layers' build).
+    def add_weight(
+        self, shape=None, initializer="glorot_uniform", dtype=None, trainable=True, name=None
+    ):
+        """Create a trained weight of ``shape`` (Keras 3's add_weight, for custom layers' build).
 
-        The array is ``self.<name>``; the layer's backward must set its gradient in ``grads``.
+        The array is ``self.<name>`` (default names 'kernel', 'kernel_1', ...); the layer's
+        ``backward`` must put its gradient in ``grads``, in the order the weights were added.
         """
+        if shape is None:
+            raise ValueError(f"{self.label}: add_weight needs a shape, e.g. shape=(3, 4).")
         if not trainable:
             raise ValueError(
                 f"{self.label}: add_weight(trainable=False) is not supported; keep fixed arrays "
                 "as plain attributes."
             )
+        if name is None:
+            name = "kernel" if not self._own_weights else f"kernel_{len(self._own_weights)}"
         if not isinstance(name, str) or not name.isidentifier():
             raise ValueError(f"{self.label}: add_weight needs a name like 'kernel', got {name!r}.")
+        if dtype is not None:
+            self.dtype = np.dtype(dtype)
         array = initializers.get(initializer)(tuple(int(s) for s in shape), self.dtype)
         setattr(self, name, array)
         if name not in self._own_weights:
