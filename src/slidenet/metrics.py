@@ -95,5 +95,5 @@ def resolve(name, loss_name: str, output_shape) -> tuple[str, callable]:
             fn = sparse_categorical_accuracy
         else:  # e.g. mean_squared_error: integer labels or one-hot targets, decided by their shape
             fn = _sparse_or_categorical_accuracy
-        return "accuracy", fn
+        return key, fn  # logged under the name given, as Keras 3 does ("acc" or "accuracy")
     return key, _BY_NAME[key]
