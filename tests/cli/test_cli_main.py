@@ -99,7 +99,7 @@ def test_user_model_file_errors(capsys, tmp_path):
     nets = nets_file(tmp_path)
     cases = {
         f"{nets}:missing": "has no function 'missing'; it defines: tiny, fixed",
-        f"{nets}:not_a_model": "returned int, not a slidenet Sequential model",
+        f"{nets}:not_a_model": "returned int, not a slidenet model",
         f"{nets}:broken": "something inside the user's builder failed",
         nets: "name the function that builds the model",
         f"{tmp_path / 'none.py'}:f": "does not exist",
