@@ -52,7 +52,8 @@ def add_parser(subparsers):
         "--model",
         metavar="NAME|FILE.py:FUNCTION",
         help=f"a built-in model ({', '.join(_common.builder_names())}) or a function in a Python "
-        "file that returns a Sequential (called with input_shape= and classes= if it takes them)",
+        "file that returns a Sequential or a Model (called with input_shape= and classes= if it "
+        "takes them)",
     )
     p.add_argument("--dataset", metavar="DATASET", help=_data.HELP)
     p.add_argument(
