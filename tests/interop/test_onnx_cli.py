@@ -54,3 +54,17 @@ def test_export_errors(tmp_path, capsys):
     code, _, err = run(capsys, "export", tmp_path / "bad.slidenet", "-o", tmp_path / "m.onnx")
     assert code == 1 and "not a slidenet model file" in err
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_export_a_saved_graph_model_with_two_inputs(tmp_path, capsys):
+    from onnx_graph_cases import build_graph, inputs_for, ort_run, predict
+
+    model = build_graph("two-inputs")
+    model.save(tmp_path / "two.slidenet")
+    out_path = tmp_path / "two.onnx"
+    code, out, err = run(capsys, "export", tmp_path / "two.slidenet", "-o", out_path, "--verify")
+    assert code == 0, err
+    assert "inputs image (N, 6, 6, 1), meta (N, 3) -> output (N, 3)" in out
+    assert float(re.search(r"max \|difference\| = (\S+)", out).group(1)) <= TOL
+    xs = inputs_for(model)
+    assert max_diff(ort_run(out_path, xs)[0], predict(model, xs)[0]) <= TOL

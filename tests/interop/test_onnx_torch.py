@@ -18,7 +18,7 @@ torch = pytest.importorskip("torch")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from onnx_cases import TOL, max_diff, ort_predict  # noqa: E402
 
-from slidenet.interop import UnsupportedOnnxError, import_onnx  # noqa: E402
+from slidenet.interop import import_onnx  # noqa: E402
 from slidenet.layers import Conv2D, Dense, Flatten, MaxPooling2D, ResidualBlock  # noqa: E402
 from torch_oracle import leaf, nhwc, to_numpy  # noqa: E402
 
@@ -223,13 +223,20 @@ def test_imported_torch_model_is_explained_like_torch(tmp_path, capsys):
     assert max_diff(got, want) <= 1e-5 * max(1.0, float(np.abs(want).max()))
 
 
-def test_torch_padding_that_is_not_same_is_refused(tmp_path):
+def test_torch_blocks_that_are_not_residual_blocks_import_as_a_graph(tmp_path):
     """On an even input a stride-2 conv with padding=1 pads (1, 1); TensorFlow's 'same' pads
-    (0, 1): the block has no slidenet equivalent, and the message says why."""
+    (0, 1), so the second block is no ResidualBlock: it imports node by node (Conv2D with explicit
+    pads, BatchNormalization, ReLU, Add) into a graph Model that still predicts like torch. The
+    first block (stride 1) is a ResidualBlock as before."""
+    from slidenet.layers import Add
+    from slidenet.models import Model
+
     net, path = small_resnet(), tmp_path / "even.onnx"
     if not torch_export(net, path, (2, 8, 8)):
         pytest.skip("torch.onnx.export (TorchScript exporter) is not available")
-    with pytest.raises(
-        UnsupportedOnnxError, match=r"pads \(\(1, 1\), \(1, 1\)\) differ from the 'same'"
-    ):
-        import_onnx(path)
+    model = import_onnx(path)
+    assert isinstance(model, Model)
+    assert sum(isinstance(layer, Add) for layer in model.layers) == 1
+    assert sum(isinstance(layer, ResidualBlock) for layer in model.layers) == 1
+    assert ((1, 1), (1, 1)) in [getattr(layer, "padding", None) for layer in model.layers]
+    assert torch_vs_slidenet(net, model, (2, 8, 8)) <= TOL

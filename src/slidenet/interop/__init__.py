@@ -1,10 +1,13 @@
 """slidenet.interop: exchange models with other frameworks through ONNX (the ``onnx`` extra).
 
-* ``export_onnx(model, path, opset=17)`` (also ``model.export_onnx(path)``) writes a graph whose
-  input and output are channels-last, the arrays ``model.predict`` takes and returns.
-* ``import_onnx(path) -> Sequential`` reads a chain of Conv, pooling, Gemm/MatMul, activations,
-  Flatten/Reshape, BatchNormalization and ResNet basic blocks (Add), converting NCHW weights and
-  layouts to slidenet's NHWC. The imported model takes NHWC arrays.
+* ``export_onnx(model, path, opset=17)`` (also ``Sequential.export_onnx(path)``) writes a
+  Sequential or a functional Model (branches, merge layers, several inputs and outputs, shared
+  layers, nested Models) as a graph whose inputs and outputs are channels-last, the arrays
+  ``model.predict`` takes and returns.
+* ``import_onnx(path)`` reads a DAG of Conv, pooling, Gemm/MatMul, activations, Flatten/Reshape,
+  BatchNormalization, Add/Sum/Sub/Mul/Max/Min/Mean/Concat and ResNet basic blocks, converting
+  NCHW weights and layouts to slidenet's NHWC: a ``Sequential`` for a chain, a ``Model``
+  otherwise. The imported model takes NHWC arrays.
 
 Importing this package does not import onnx; the functions do, and say how to install it.
 """

@@ -1,8 +1,9 @@
-"""One converter per ONNX op: each adds slidenet layers for a node and updates the layout state.
+"""One converter per ONNX op with one data input: each adds slidenet layers for a node and
+updates the state of the tensor (``x``, ``t``, ``rank``, ``layout`` and for 'perm' the feature
+order ``perm``; see :mod:`slidenet.interop._importer`).
 
-``state`` holds the current ONNX tensor ``x``, its ``rank`` (batch axis included), its ``layout``
-('last', 'first', 'perm', 'squeezed'; see onnx_import) and, for 'perm', the feature order ``perm``.
-Conv and the poolings are in :mod:`slidenet.interop._import_spatial`.
+Conv and the poolings are in :mod:`slidenet.interop._import_spatial`, the ops with several data
+inputs (Add, Sum, Sub, Mul, Max, Min, Mean, Concat) in :mod:`slidenet.interop._import_merge`.
 """
 
 from __future__ import annotations
@@ -24,20 +25,24 @@ ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Softmax": 
 
 def convert(imp, node, state) -> None:
     """Convert ``node`` (whose one data input is ``state['x']``)."""
-    handler = HANDLERS[node.op_type]
+    handler = HANDLERS.get(node.op_type, refuse)
     handler(imp, node, state)
 
 
-def _dense(imp, node, state, kernel, bias, out: str, name: str) -> None:
+def _dense(imp, node, state, kernel, bias, out: str, extra=()) -> None:
     from slidenet.layers.core import Dense
 
     if state["layout"] == "perm":  # onnx[j] = slidenet[perm[j]]: row j belongs to perm[j]
         reordered = np.empty_like(kernel)
         reordered[state["perm"]] = kernel
         kernel = reordered
+        extra = (*extra, state["perm"].tobytes())
         state["layout"] = "last"
-    layer = Dense(int(kernel.shape[1]), use_bias=bias is not None, name=name)
-    imp.add(layer, [kernel] if bias is None else [kernel, bias], output=out)
+
+    def make():
+        return Dense(int(kernel.shape[1]), use_bias=bias is not None, name=imp.layer_name(node))
+
+    imp.add_weighted(node, make, [kernel] if bias is None else [kernel, bias], out, extra)
     state["x"] = out
 
 
@@ -53,7 +58,7 @@ def gemm(imp, node, state) -> None:
         if c.size not in (1, w.shape[1]):
             raise imp.fail(node, f"bias of shape {list(c.shape)} is not one value per unit.")
         c = np.broadcast_to(c.reshape(-1), (w.shape[1],)).copy()
-    _dense(imp, node, state, w, c, imp.take(node), imp.layer_name(node))
+    _dense(imp, node, state, w, c, imp.take(node))
 
 
 def matmul(imp, node, state) -> None:
@@ -63,15 +68,15 @@ def matmul(imp, node, state) -> None:
         raise imp.fail(node, "only x @ W with a constant 2D W is a Dense layer.")
     if state["rank"] > 2:
         need_layout(imp, node, state, ("last",), "MatMul over the last axis")
-    out, name = imp.take(node), imp.layer_name(node)
-    bias = None
+    out = imp.take(node)
+    bias, extra = None, ()
     add = imp.single_user(out)
     if add is not None and add.op_type == "Add":
         other = [i for i in add.input if i != out]
         if len(other) == 1 and other[0] in imp.consts and imp.consts[other[0]].size == w.shape[1]:
-            bias = imp.consts[other[0]].reshape(-1)
+            bias, extra = imp.consts[other[0]].reshape(-1), (other[0],)
             out = imp.take(add)
-    _dense(imp, node, state, w, bias, out, name)
+    _dense(imp, node, state, w, bias, out, extra)
 
 
 def activation(imp, node, state) -> None:
@@ -88,15 +93,17 @@ def activation(imp, node, state) -> None:
         if not ok or layout == "squeezed":
             raise imp.fail(node, f"softmax over axis {axis} is not over the channels.")
     y = imp.take(node)
-    last = imp.model.layers[-1] if imp.model.layers else None
-    if (
+    last = imp.producer.get(node.input[0])
+    fusable = (
         isinstance(last, ActivationMixin)
-        and last.activation == "linear"
-        and imp.last_output == node.input[0]
         and type(last).__name__ in ("Conv2D", "Conv1D", "Dense")
-    ):
+        and imp.activation_fuses(last, node)
+    )
+    if fusable and last.activation == "linear":
         last._set_activation(act)  # Conv / Dense + activation -> activation=
-        imp.last_output = y
+        imp.producer[y] = last
+    elif fusable and last.activation == act and id(last) in imp.calls:
+        imp.producer[y] = last  # a later call of a shared layer: its activation= applies
     else:
         imp.add(Activation(act, name=imp.layer_name(node)), output=y)
     state["x"] = y
@@ -193,15 +200,20 @@ def batchnorm(imp, node, state) -> None:
     if state["rank"] > 2:
         need_layout(imp, node, state, ("first",), "BatchNormalization")
     params = [np.asarray(imp.const(node, i), np.float64).reshape(-1) for i in range(1, 5)]
+    extra = ()
     if state["layout"] == "perm":
         params = [_unpermute(p, state["perm"]) for p in params]
-    layer = BatchNormalization(
-        momentum=float(a.get("momentum", 0.9)),
-        epsilon=float(a.get("epsilon", 1e-5)),
-        name=imp.layer_name(node),
-    )
+        extra = (state["perm"].tobytes(),)
+
+    def make():
+        return BatchNormalization(
+            momentum=float(a.get("momentum", 0.9)),
+            epsilon=float(a.get("epsilon", 1e-5)),
+            name=imp.layer_name(node),
+        )
+
     state["x"] = imp.take(node)
-    imp.add(layer, params, output=state["x"])
+    imp.add_weighted(node, make, params, state["x"], extra)
 
 
 def _unpermute(values, perm):
@@ -224,16 +236,22 @@ def dropout(imp, node, state) -> None:
 
 def identity(imp, node, state) -> None:
     state["x"] = imp.take(node)
-    if imp.last_output == node.input[0]:
-        imp.last_output = state["x"]
+    if node.input[0] in imp.producer and imp.single_user(node.input[0]) is node:
+        imp.producer[state["x"]] = imp.producer[node.input[0]]
 
 
 def refuse(imp, node, state) -> None:
     what = {
-        "Add": "an Add outside a residual block (Conv, BN, Relu, Conv, BN + shortcut, then Relu)",
-        "Mul": "a Mul that does not turn an AveragePool into a sum pooling",
+        "Add": "an Add of a constant (other than a MatMul's bias vector)",
+        "Sub": "a Sub of a constant",
+        "Concat": "a Concat with a constant",
+        "Mul": "a Mul by a constant (other than an AveragePool's window size: a sum pooling)",
     }
-    raise imp.fail(node, f"{what.get(node.op_type, 'this use')} has no slidenet layer.")
+    raise imp.fail(
+        node,
+        f"{what.get(node.op_type, 'this use')} has no slidenet layer; slidenet's merge layers "
+        "combine tensors computed in the graph.",
+    )
 
 
 HANDLERS = {
@@ -258,5 +276,6 @@ HANDLERS = {
     "Dropout": dropout,
     "Identity": identity,
     "Add": refuse,
+    "Sub": refuse,
     "Mul": refuse,
 }

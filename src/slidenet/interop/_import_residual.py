@@ -1,4 +1,4 @@
-"""Import ResNet basic blocks: the one place where a tensor feeds two branches that meet in an Add.
+"""Import ResNet basic blocks as :class:`slidenet.layers.ResidualBlock` layers.
 
 Pattern (channels-first, 2D)::
 
@@ -6,9 +6,15 @@ Pattern (channels-first, 2D)::
       -> Conv(F x F, stride 1, 'same') -> [BatchNormalization] ---> Add -> Relu
     x -> nothing, or Conv(1 x 1, stride s) -> [BatchNormalization] -^
 
-It becomes one :class:`slidenet.layers.ResidualBlock`. Conv biases fold into the following batch
-norm (moving_mean -= bias); a missing batch norm (PyTorch folds them into the convs when it
-exports in eval mode) becomes one that adds the bias and nothing else.
+It becomes one ResidualBlock. Conv biases fold into the following batch norm (moving_mean -=
+bias); a missing batch norm (PyTorch folds them into the convs when it exports in eval mode)
+becomes one that adds the bias and nothing else. A tensor that feeds two branches which do not
+form this pattern (other padding, other ops, a Relu missing) is imported node by node as a graph
+(Conv2D, BatchNormalization, ReLU, Add ...). So is a block in a file slidenet wrote from a graph
+of separate layers: there the pattern counts only when the node names say the file was written
+from a ResidualBlock (``'block/add'`` followed by the Relu ``'block'``), so graphs round-trip
+layer by layer; and a block whose weights other nodes read too (a shared block) becomes shared
+Conv2D and BatchNormalization layers.
 """
 
 from __future__ import annotations
@@ -33,8 +39,7 @@ def _branch(imp, start, x):
     if node is None or node.op_type != "Add":
         where = imp.label(nodes[-1]) if nodes else repr(x)
         raise UnsupportedOnnxError(
-            f"{imp.where}: the branch from '{x}' through {where} does not end in an Add; slidenet "
-            "imports chains and ResNet basic blocks only."
+            f"{imp.where}: the branch from '{x}' through {where} does not end in an Add."
         )
     return [n for n in nodes if n.op_type != "Identity"], node
 
@@ -87,7 +92,6 @@ def _bn_weights(imp, bn, bias, eps: float, k: int):
     else:
         gamma, beta, mean, var = (np.asarray(imp.const(bn, i), np.float64) for i in range(1, 5))
         e = float(imp.attrs(bn).get("epsilon", 1e-5))
-        imp.take(bn)
     if bias is not None:
         mean = mean - bias
     var = var + e - eps
@@ -96,33 +100,27 @@ def _bn_weights(imp, bn, bias, eps: float, k: int):
     return [gamma, beta, mean, var]
 
 
-def residual_block(imp, users, state) -> None:
-    """Convert the ResNet basic block whose input is ``state['x']`` (read by ``users``)."""
-    from slidenet.layers.residual import ResidualBlock
-
-    x = state["x"]
-    names = ", ".join(f"{u.op_type} '{u.name or u.output[0]}'" for u in users)
-    if len(users) != 2 or state["layout"] != "first" or state["rank"] != 4:
-        raise UnsupportedOnnxError(
-            f"{imp.where}: tensor '{x}' feeds {names}; slidenet imports chains, and branches only "
-            "as ResNet basic blocks on NCHW images (two branches that meet in an Add)."
-        )
+def _plan(imp, users, x):
+    """(block arguments, weights per sub-layer, nodes, relu) of the block read by ``users``;
+    UnsupportedOnnxError when the nodes are not a basic block."""
     branches = [([], u) if u.op_type == "Add" else _branch(imp, u, x) for u in users]
     (nodes_a, add), (nodes_b, add_b) = branches
     if add is not add_b:
-        raise UnsupportedOnnxError(f"{imp.where}: the branches from '{x}' ({names}) do not meet.")
+        raise UnsupportedOnnxError("the branches do not meet")
     main, short = sorted((nodes_a, nodes_b), key=lambda n: -sum(m.op_type == "Conv" for m in n))
     (c1, bn1), (c2, bn2) = _split(imp, main, 2)
     shortcut = _split(imp, short, 1)[0] if short else None
     relu = imp.single_user(add.output[0])
     if relu is None or relu.op_type != "Relu":
-        raise imp.fail(add, "a residual Add must be followed by one Relu (ResNet's basic block).")
+        raise UnsupportedOnnxError("no Relu after the Add")
+    if imp.producer_name == "slidenet" and add.name != f"{relu.name}/add":
+        raise UnsupportedOnnxError("slidenet wrote these nodes from separate layers")
+    nodes = [*main, *short, add]
+    if any(imp.weight_uses.get(i, 0) > 1 for n in nodes for i in n.input if i in imp.consts):
+        raise UnsupportedOnnxError("weights shared with other nodes: kept as shared layers")
     w1 = imp.const(c1, 1)
-    k, kernel, strides = (
-        int(w1.shape[0]),
-        tuple(w1.shape[2:]),
-        tuple(imp.attrs(c1).get("strides", [1, 1])),
-    )
+    k, kernel = int(w1.shape[0]), tuple(w1.shape[2:])
+    strides = tuple(imp.attrs(c1).get("strides", [1, 1]))
     in_hw = imp.shape[:-1]
     out_hw = tuple(-(-n // s) for n, s in zip(in_hw, strides, strict=True))
     w1, b1 = _conv(imp, c1, in_hw, kernel, strides, same=True)
@@ -130,24 +128,50 @@ def residual_block(imp, users, state) -> None:
     first_bn = bn1 or bn2 or (shortcut[1] if shortcut else None)
     eps = float(imp.attrs(first_bn).get("epsilon", 1e-5)) if first_bn else 1e-3
     momentum = float(imp.attrs(first_bn).get("momentum", 0.9)) if first_bn else 0.99
-    block = ResidualBlock(
-        k,
-        kernel_size=kernel,
-        strides=strides,
-        shortcut="projection" if shortcut else "identity",
-        momentum=momentum,
-        epsilon=eps,
-        name=imp.layer_name(add, "add"),
-    )
-    imp.add(block)
-    block.conv1.set_weights([w1.transpose(2, 3, 1, 0)])
-    block.bn1.set_weights(_bn_weights(imp, bn1, b1, eps, k))
-    block.conv2.set_weights([w2.transpose(2, 3, 1, 0)])
-    block.bn2.set_weights(_bn_weights(imp, bn2, b2, eps, k))
+    weights = {
+        "conv1": [w1.transpose(2, 3, 1, 0)],
+        "bn1": _bn_weights(imp, bn1, b1, eps, k),
+        "conv2": [w2.transpose(2, 3, 1, 0)],
+        "bn2": _bn_weights(imp, bn2, b2, eps, k),
+    }
     if shortcut:
         ws, bs = _conv(imp, shortcut[0], in_hw, (1, 1), strides, same=False)
-        block.shortcut_conv.set_weights([ws.transpose(2, 3, 1, 0)])
-        block.shortcut_bn.set_weights(_bn_weights(imp, shortcut[1], bs, eps, k))
-    for node in (*main, *short, add):
+        weights["shortcut_conv"] = [ws.transpose(2, 3, 1, 0)]
+        weights["shortcut_bn"] = _bn_weights(imp, shortcut[1], bs, eps, k)
+    args = {
+        "filters": k,
+        "kernel_size": kernel,
+        "strides": strides,
+        "shortcut": "projection" if shortcut else "identity",
+        "momentum": momentum,
+        "epsilon": eps,
+    }
+    return args, weights, nodes, relu
+
+
+def residual_block(imp, state) -> bool:
+    """Convert the ResNet basic block read from ``state['x']``, if there is one; True if so.
+
+    ``state`` is the tensor's state: on success it becomes the state of the block's output.
+    """
+    from slidenet.layers.residual import ResidualBlock
+
+    x = state["x"]
+    users = imp.users(x)
+    if len(users) != 2 or state["layout"] != "first" or state["rank"] != 4:
+        return False
+    imp.current = state
+    try:
+        args, weights, nodes, relu = _plan(imp, users, x)
+    except UnsupportedOnnxError:
+        return False  # not a basic block: imported node by node
+    add = nodes[-1]
+    block = ResidualBlock(**args, name=imp.layer_name(add, "add"))
+    imp.add(block)
+    for part, values in weights.items():
+        getattr(block, part).set_weights(values)
+    for node in nodes:
         imp.take(node)
-    state["x"] = imp.last_output = imp.take(relu)
+    state["x"] = imp.take(relu)
+    imp.producer[state["x"]] = block
+    return True

@@ -68,18 +68,21 @@ def conv(imp, node, state) -> None:
     if padding is None:
         padding = pairs if axes == 2 else pairs[0]
     cls = Conv2D if axes == 2 else Conv1D
-    layer = cls(
-        int(w.shape[0]),
-        kernel,
-        strides=strides,
-        padding=padding,
-        dilation_rate=dilations,
-        use_bias=b is not None,
-        name=imp.layer_name(node),
-    )
+
+    def make():
+        return cls(
+            int(w.shape[0]),
+            kernel,
+            strides=strides,
+            padding=padding,
+            dilation_rate=dilations,
+            use_bias=b is not None,
+            name=imp.layer_name(node),
+        )
+
     kernel_nhwc = w.transpose(*range(2, w.ndim), 1, 0)  # (K, D, F..) -> (F.., D, K)
     y = imp.take(node)
-    imp.add(layer, [kernel_nhwc] if b is None else [kernel_nhwc, b], output=y)
+    imp.add_weighted(node, make, [kernel_nhwc] if b is None else [kernel_nhwc, b], y)
     state["x"] = y
 
 

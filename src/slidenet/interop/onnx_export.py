@@ -1,10 +1,13 @@
-"""Export a slidenet Sequential to an ONNX file that ONNX Runtime (and others) can run.
+"""Export a slidenet model (a Sequential, or a functional Model: any graph of the layers below) to
+an ONNX file that ONNX Runtime (and others) can run.
 
-Layout: the graph's input is NHWC (NLC for 1D models), exactly the arrays ``model.predict`` takes,
-and its output is what ``model.predict`` returns. Inside, the graph works channels-first as ONNX's
-operators require: a Transpose to NCHW is placed before the first Conv, pooling or batch norm, and a
-Transpose back to NHWC before Flatten, Reshape, a Dense on images and the output. Flattening an NHWC
-tensor gives slidenet's feature order, so the Dense kernels are written unchanged.
+Layout: the graph's inputs are NHWC (NLC for 1D models), exactly the arrays ``model.predict``
+takes, and its outputs are what ``model.predict`` returns. Inside, the graph works channels-first
+as ONNX's operators require: a tensor is transposed to NCHW before the first Conv, pooling or batch
+norm that reads it, and back to NHWC before Flatten, Reshape, a Dense on images and an output.
+Flattening an NHWC tensor gives slidenet's feature order, so the Dense kernels are written
+unchanged. A merge layer brings its inputs to the layout of its first input; Concatenate's axis
+is mapped to that layout (the channels, NHWC axis -1, are axis 1 in NCHW).
 
 Layer -> ONNX operators:
 
@@ -20,215 +23,106 @@ Layer -> ONNX operators:
   inference form (moving statistics); Activation / ReLU -> the activation.
 * ResidualBlock -> Conv, BatchNormalization, Relu, Conv, BatchNormalization, the shortcut
   (nothing, or Conv + BatchNormalization), Add, Relu.
+* Add -> Add (Sum for more than 2 inputs), Subtract -> Sub, Multiply -> Mul (a chain for more
+  than 2), Average -> Mean, Maximum -> Max, Minimum -> Min, Concatenate -> Concat.
+
+Graphs: the graph's inputs are named after the model's inputs (``Input(name=...)``, or the keys
+of a dict), its outputs after ``model.output_names`` (a Sequential: 'input' and 'output'). A layer
+called twice (shared weights) becomes two nodes reading ONE set of initializers; a Model called
+as a layer is flattened into the graph, its layers named ``'inner_model/conv2d'``. Subclassed
+models (Python ``call``) have no graph to export.
 
 Weights are written as float32.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
 from slidenet import __version__
-from slidenet.interop._common import (
-    MIN_OPSET,
-    UnsupportedOnnxError,
-    require_onnx,
-    to_channels_first,
-    to_channels_last,
-)
-from slidenet.layers.convolutional import Conv2D
-from slidenet.layers.core import Activation, Dense, Dropout, Flatten, InputLayer, Reshape
-from slidenet.layers.normalization import BatchNormalization
-from slidenet.layers.pooling import _GlobalPooling, _Pooling2D
+from slidenet.interop._common import MIN_OPSET, UnsupportedOnnxError, require_onnx
+from slidenet.interop._export_layers import Graph, Value, export_layer, unique
 from slidenet.utils.files import atomic_write
 
-ACTIVATIONS = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "softmax": "Softmax"}
+
+def _is_model(layer) -> bool:
+    from slidenet.models.functional import Model
+
+    return isinstance(layer, Model)
 
 
-class _Graph:
-    """The nodes and initializers written so far, and the layout of the current tensor."""
-
-    def __init__(self, onnx, rank: int):
-        self.onnx = onnx
-        self.nodes: list = []
-        self.initializers: list = []
-        self.tensor = "input"
-        self.rank = rank  # rank of the current tensor, batch axis included
-        self.layout = "last"  # 'last' (slidenet's NHWC) or 'first' (ONNX's NCHW)
-
-    def const(self, name: str, array) -> str:
-        tensor = self.onnx.numpy_helper.from_array(np.asarray(array), name)
-        self.initializers.append(tensor)
-        return name
-
-    def node(self, op: str, inputs, name: str, **attrs) -> str:
-        """Append a node named ``name`` whose one output is also called ``name``."""
-        self.nodes.append(self.onnx.helper.make_node(op, list(inputs), [name], name=name, **attrs))
-        return name
-
-    def channels(self, want: str, name: str) -> None:
-        """Move the current tensor to channels-'first' or -'last' (nothing for rank 2)."""
-        if self.rank <= 2 or self.layout == want:
-            self.layout = want
-            return
-        perm = to_channels_first(self.rank) if want == "first" else to_channels_last(self.rank)
-        suffix = "to_nchw" if want == "first" else "to_nhwc"
-        self.tensor = self.node("Transpose", [self.tensor], f"{name}/{suffix}", perm=list(perm))
-        self.layout = want
-
-
-def _f32(array) -> np.ndarray:
-    return np.ascontiguousarray(array, dtype=np.float32)
-
-
-def _activation(g: _Graph, layer, x: str) -> str:
-    act = getattr(layer, "activation", "linear")
-    if act == "linear":
-        return x
-    if act not in ACTIVATIONS:  # pragma: no cover - every slidenet activation is listed
+def _check_graph_model(model) -> None:
+    if _is_model(model) and not model._functional:
         raise UnsupportedOnnxError(
-            f"export_onnx: {layer.label}: activation {act!r} has no ONNX op."
+            f"export_onnx: {model.label} is a subclassed model: its call() is Python code, not a "
+            "graph of layers, so it has no ONNX form. Save its weights with "
+            "model.save_weights(path), rebuild the same network as a functional Model "
+            "(keras.Input + layer calls) or a Sequential, load_weights(path) into it and export "
+            "that."
         )
-    attrs = {}
-    if act == "softmax":
-        attrs["axis"] = 1 if (g.layout == "first" and g.rank > 2) else -1
-    return g.node(ACTIVATIONS[act], [x], f"{layer.name}/{act}", **attrs)
 
 
-def _flat_pads(pads) -> list[int]:
-    """((t, b), (l, r)) -> ONNX's [t, l, b, r] (all begins, then all ends)."""
-    return [int(p[0]) for p in pads] + [int(p[1]) for p in pads]
+def _walk_layer(g: Graph, layer, xs: list[Value], scope: str) -> list[Value]:
+    """The output Values of one call of ``layer`` (a nested Model is flattened into the graph)."""
+    if _is_model(layer):
+        _check_graph_model(layer)
+        return _walk_model(g, layer, xs, f"{scope}{layer.name}/")
+    return [export_layer(g, layer, g.prefix(layer, scope), xs)]
 
 
-def _conv(g: _Graph, layer, x: str, activate: bool = True) -> str:
-    """Conv2D / Conv1D on a channels-first tensor."""
-    kernel = _f32(layer.kernel)
-    rank = kernel.ndim - 2
-    w = kernel.transpose(rank + 1, rank, *range(rank))  # (F.., D, K) -> (K, D, F..)
-    pads = layer.pads if rank == 2 else (layer.pads,)
-    inputs = [x, g.const(f"{layer.name}/kernel", w)]
-    if layer.use_bias:
-        inputs.append(g.const(f"{layer.name}/bias", _f32(layer.bias)))
-    y = g.node(
-        "Conv",
-        inputs,
-        layer.name,
-        kernel_shape=list(layer.kernel_size),
-        strides=list(layer.strides),
-        dilations=list(layer.dilation_rate),
-        pads=_flat_pads(pads),
-    )
-    return _activation(g, layer, y) if activate else y
+def _walk_model(g: Graph, model, xs: list[Value], scope: str = "") -> list[Value]:
+    """Write the nodes of a functional Model called on ``xs``; its output Values, in order."""
+    values = {id(t): x for t, x in zip(model._inputs, xs, strict=True)}
+    for node in model._nodes:
+        outs = _walk_layer(g, node.layer, [values[id(t)] for t in node.inputs], scope)
+        for t, v in zip(node.outputs, outs, strict=True):
+            values[id(t)] = v
+    return [values[id(t)] for t in model._outputs]
 
 
-def _batchnorm(g: _Graph, layer, x: str) -> str:
-    names = [g.const(f"{layer.name}/{n}", _f32(getattr(layer, n))) for n in layer.weight_names]
-    return g.node(
-        "BatchNormalization",
-        [x, *names],
-        layer.name,
-        epsilon=float(layer.epsilon),
-        momentum=float(layer.momentum),
-    )
+def _signature(model):
+    """(input names, input shapes, output names, output shapes), shapes without the batch."""
+    if not _is_model(model):  # Sequential
+        return ["input"], [tuple(model._input_shape)], ["output"], [tuple(model.layers[-1]._out)]
+    in_names = [str(n) for n in model._input_names]
+    out_names, taken = [], set(in_names)
+    for name in model.output_names:
+        name = str(name)
+        while name in taken:  # an output named like an input (Model(x, x)): keep both
+            name = f"{name}_output"
+        taken.add(name)
+        out_names.append(name)
+    in_shapes = [t.example_shape for t in model._inputs]
+    return in_names, in_shapes, out_names, [tuple(s) for s in model._output_shapes()]
 
 
-def _pool(g: _Graph, layer, x: str) -> str:
-    pads, pool, strides, _ = layer._geometry(layer._in)
-    if layer.rank == 1:  # the 1D layers pool a 1 x L image
-        pads, pool, strides = pads[1:], pool[1:], strides[1:]
-    attrs = {"kernel_shape": list(pool), "strides": list(strides), "pads": _flat_pads(pads)}
-    if layer.kind == "max":
-        return g.node("MaxPool", [x], layer.name, **attrs)
-    if layer.kind == "avg":
-        return g.node("AveragePool", [x], layer.name, count_include_pad=0, **attrs)
-    # sum: the mean over the whole window (padding counted as zeros) times the window size
-    mean = g.node("AveragePool", [x], f"{layer.name}/mean", count_include_pad=1, **attrs)
-    size = g.const(f"{layer.name}/window_size", np.array(float(np.prod(pool)), np.float32))
-    return g.node("Mul", [mean, size], layer.name)
-
-
-def _residual(g: _Graph, block, x: str) -> str:
-    h = _batchnorm(g, block.bn1, _conv(g, block.conv1, x, activate=False))
-    h = g.node("Relu", [h], f"{block.name}/relu1")
-    h = _batchnorm(g, block.bn2, _conv(g, block.conv2, h, activate=False))
-    s = x
-    if block.shortcut_conv is not None:
-        s = _batchnorm(g, block.shortcut_bn, _conv(g, block.shortcut_conv, x, activate=False))
-    added = g.node("Add", [h, s], f"{block.name}/add")
-    return g.node("Relu", [added], block.name)
-
-
-def _export_layer(g: _Graph, layer) -> None:
-    """Append the nodes of one layer; updates the current tensor, its rank and layout."""
-    from slidenet.layers.residual import ResidualBlock
-
-    name, x = layer.name, g.tensor
-    out_rank = len(layer._out) + 1
-    if isinstance(layer, InputLayer):
-        return
-    if isinstance(layer, ResidualBlock):
-        g.channels("first", name)
-        g.tensor = _residual(g, layer, g.tensor)
-    elif isinstance(layer, Conv2D):  # Conv1D too
-        g.channels("first", name)
-        g.tensor = _conv(g, layer, g.tensor)
-    elif isinstance(layer, _Pooling2D):  # the 1D poolings too
-        g.channels("first", name)
-        g.tensor = _pool(g, layer, g.tensor)
-    elif isinstance(layer, _GlobalPooling):
-        g.channels("first", name)
-        op = "GlobalMaxPool" if layer.kind == "max" else "GlobalAveragePool"
-        pooled = g.node(op, [g.tensor], f"{name}/pool")
-        g.tensor, g.rank, g.layout = g.node("Flatten", [pooled], name, axis=1), 2, "last"
-    elif isinstance(layer, Dense):
-        if g.rank == 2:
-            inputs = [x, g.const(f"{name}/kernel", _f32(layer.kernel))]
-            if layer.use_bias:
-                inputs.append(g.const(f"{name}/bias", _f32(layer.bias)))
-            y = g.node("Gemm", inputs, name)
-        else:  # acts on the last axis: channels-last, MatMul (+ Add)
-            g.channels("last", name)
-            kernel = g.const(f"{name}/kernel", _f32(layer.kernel))
-            y = g.node("MatMul", [g.tensor, kernel], f"{name}/matmul" if layer.use_bias else name)
-            if layer.use_bias:
-                y = g.node("Add", [y, g.const(f"{name}/bias", _f32(layer.bias))], name)
-        g.tensor = _activation(g, layer, y)
-    elif isinstance(layer, Flatten):
-        g.channels("last", name)
-        g.tensor, g.rank = g.node("Flatten", [g.tensor], name, axis=1), 2
-    elif isinstance(layer, Reshape):
-        g.channels("last", name)
-        shape = g.const(f"{name}/shape", np.array([0, *layer._out], np.int64))
-        g.tensor, g.rank = g.node("Reshape", [g.tensor, shape], name), out_rank
-    elif isinstance(layer, Dropout):
-        ratio = g.const(f"{name}/ratio", np.array(layer.rate, np.float32))
-        g.tensor = g.node("Dropout", [x, ratio], name)
-    elif isinstance(layer, BatchNormalization):
-        g.channels("first", name)
-        g.tensor = _batchnorm(g, layer, g.tensor)
-    elif isinstance(layer, Activation):  # ReLU too
-        g.tensor = _activation(g, layer, x)
-    else:
-        raise UnsupportedOnnxError(
-            f"export_onnx: {layer.label} ({type(layer).__name__}) has no ONNX form. Layers that "
-            "export: Conv1D, Conv2D, the poolings, Dense, Flatten, Reshape, Dropout, "
-            "BatchNormalization, Activation, ReLU, ResidualBlock."
-        )
-    if g.rank != out_rank:  # pragma: no cover - a guard for new layer types
-        raise UnsupportedOnnxError(f"export_onnx: {layer.label}: rank bookkeeping failed.")
+def _name_outputs(g: Graph, onnx, values: list[Value], names: list[str], graph_inputs) -> None:
+    """Give each output Value its graph output name: rename the tensor, or add an Identity
+    (the output is a graph input, or the same tensor as an earlier output)."""
+    renamed: dict[str, str] = {}
+    for name, v in zip(names, values, strict=True):
+        v = g.channels(v, "last")
+        if v.name in graph_inputs or v.name in renamed:
+            source = renamed.get(v.name, v.name)
+            node_name = unique(name, g.node_names)
+            g.nodes.append(onnx.helper.make_node("Identity", [source], [name], name=node_name))
+            continue
+        for node in g.nodes:
+            node.output[:] = [name if o == v.name else o for o in node.output]
+            node.input[:] = [name if i == v.name else i for i in node.input]
+        renamed[v.name] = name
 
 
 def to_onnx(model, opset: int = 17):
     """Build the ONNX ModelProto of ``model`` (see the module docstring); nothing is written.
 
     Args:
-        model: a built slidenet Sequential.
+        model: a built slidenet Sequential or functional Model.
         opset: ONNX opset version of the default domain (13 or later).
 
     Returns:
         An ``onnx.ModelProto`` that passed ``onnx.checker.check_model(full_check=True)``.
     """
     onnx = require_onnx("export_onnx")
+    _check_graph_model(model)
     if not getattr(model, "built", False) or not model.layers:
         raise ValueError(
             f"export_onnx: model '{getattr(model, 'name', model)}' is not built or has no layers; "
@@ -240,22 +134,27 @@ def to_onnx(model, opset: int = 17):
             f"export_onnx: opset must be an int from {MIN_OPSET} to {latest} (the installed "
             f"onnx's newest), got {opset!r}."
         )
-    in_shape = tuple(model._input_shape)
-    g = _Graph(onnx, len(in_shape) + 1)
-    for layer in model.layers:
-        _export_layer(g, layer)
-    g.channels("last", "output")
-    if g.tensor == "input":  # only identity layers: still one node, so the graph has an output
-        g.tensor = g.node("Identity", ["input"], "output")
-    for node in g.nodes:  # the last node's output becomes the graph's 'output'
-        node.output[:] = ["output" if o == g.tensor else o for o in node.output]
-        node.input[:] = ["output" if i == g.tensor else i for i in node.input]
+    in_names, in_shapes, out_names, out_shapes = _signature(model)
+    g = Graph(onnx, reserved=[*in_names, *out_names])
+    xs = [Value(n, len(s) + 1) for n, s in zip(in_names, in_shapes, strict=True)]
+    if _is_model(model):
+        outs = _walk_model(g, model, xs)
+    else:
+        (x,) = xs
+        for layer in model.layers:
+            (x,) = _walk_layer(g, layer, [x], "")
+        outs = [x]
+    _name_outputs(g, onnx, outs, out_names, set(in_names))
     helper, elem = onnx.helper, onnx.TensorProto.FLOAT
+
+    def info(name, shape):
+        return helper.make_tensor_value_info(name, elem, ["N", *shape])
+
     graph = helper.make_graph(
         g.nodes,
         model.name,
-        [helper.make_tensor_value_info("input", elem, ["N", *in_shape])],
-        [helper.make_tensor_value_info("output", elem, ["N", *model.layers[-1]._out])],
+        [info(n, s) for n, s in zip(in_names, in_shapes, strict=True)],
+        [info(n, s) for n, s in zip(out_names, out_shapes, strict=True)],
         g.initializers,
     )
     proto = helper.make_model(
@@ -263,11 +162,10 @@ def to_onnx(model, opset: int = 17):
         opset_imports=[helper.make_opsetid("", opset)],
         producer_name="slidenet",
         producer_version=__version__,
-        doc_string=f"slidenet model '{model.name}'; input and output are channels-last (NHWC).",
+        doc_string=f"slidenet model '{model.name}'; inputs and outputs are channels-last (NHWC).",
     )
-    helper.set_model_props(
-        proto, {"slidenet.input_layout": "NHWC" if len(in_shape) == 3 else "NLC"}
-    )
+    layout = "NHWC" if len(in_shapes[0]) == 3 else "NLC"  # every input is channels-last
+    helper.set_model_props(proto, {"slidenet.input_layout": layout})
     onnx.checker.check_model(proto, full_check=True)
     return proto
 
@@ -275,16 +173,18 @@ def to_onnx(model, opset: int = 17):
 def export_onnx(model, path, opset: int = 17) -> None:
     """Write ``model`` to ``path`` as ONNX (written atomically).
 
-    The graph's input is channels-last, like ``model.predict``'s (a batch (N, H, W, C) of images
-    or (N, L, C) of signals, float32, any N), and its output equals ``model.predict(x)``.
+    The graph's inputs are channels-last, like ``model.predict``'s (batches (N, H, W, C) of
+    images or (N, L, C) of signals, float32, any N), and its outputs equal ``model.predict(x)``.
 
     Args:
-        model: a built slidenet Sequential.
+        model: a built slidenet Sequential or functional Model (several inputs and outputs,
+            merge layers, shared layers and nested Models included).
         path: the .onnx file to write.
         opset: ONNX opset of the default domain (13 or later; 17 by default).
 
     Raises:
-        UnsupportedOnnxError (a ValueError): a layer has no ONNX form (named in the message).
+        UnsupportedOnnxError (a ValueError): a layer has no ONNX form (named in the message), or
+            the model is a subclassed Model.
         ImportError: the ``onnx`` package is missing (``pip install 'slidenet[onnx]'``).
 
     >>> import os, tempfile, slidenet

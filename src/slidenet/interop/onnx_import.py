@@ -1,26 +1,22 @@
-"""Import an ONNX graph into a slidenet Sequential, converting NCHW layouts and weights to NHWC.
+"""Import an ONNX graph into slidenet, converting NCHW layouts and weights to NHWC.
 
-The importer walks the graph from its input to its output, one node (or one known group of nodes)
-at a time, and keeps track of how the current ONNX tensor relates to slidenet's tensor:
-
-* ``last``: the same array (slidenet's NHWC, or any rank-2 tensor);
-* ``first``: slidenet's tensor transposed to channels-first (NCHW / NCL), what Conv works on;
-* ``perm``: a flattened NCHW tensor, i.e. slidenet's flat vector with its features in CHW order
-  (``onnx[j] == slidenet[perm[j]]``); the next Gemm / MatMul gets its kernel rows permuted;
-* ``squeezed``: a global pooling's (N, C, 1, 1), slidenet's (N, C).
+The importer walks the graph's nodes in order (ONNX stores them topologically sorted), one node
+(or one known group of nodes) at a time, calling slidenet layers on symbolic tensors
+(``keras.Input``): any DAG of the supported ops becomes a functional ``Model``, and a graph that
+is a plain chain (one input, one output, no branches) a ``Sequential``. For each ONNX tensor it
+keeps how that tensor relates to slidenet's (its layout: see :mod:`slidenet.interop._importer`).
 
 A graph input is taken as NHWC when the file says so (metadata ``slidenet.input_layout``, written
 by slidenet's exporter) or when a Transpose to channels-first reads it; any other image input as
-NCHW. Either way the imported model takes NHWC arrays, and for an NCHW
-graph its output is the ONNX output in NHWC order. Supported ops are listed in ``SUPPORTED``; a
-graph with other ops is refused with the list of those nodes.
+NCHW. Either way the imported model takes NHWC arrays, and for an NCHW graph its outputs are the
+ONNX outputs in NHWC order. Supported ops are listed in ``SUPPORTED``; a graph with other ops is
+refused with the list of those nodes. Conv / Gemm / MatMul / BatchNormalization nodes that read
+the same initializers become ONE slidenet layer called once per node (shared weights).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import numpy as np
 
 from slidenet.interop._common import (
     OnnxFileError,
@@ -28,130 +24,13 @@ from slidenet.interop._common import (
     require_onnx,
     to_channels_first,
 )
+from slidenet.interop._importer import Importer, clean
 
 SUPPORTED = (
     "Conv MaxPool AveragePool GlobalMaxPool GlobalAveragePool ReduceMean ReduceMax Gemm MatMul Add "
-    "Mul Relu Sigmoid Tanh Softmax Flatten Reshape Squeeze Transpose BatchNormalization Dropout "
-    "Identity Constant"
+    "Sum Sub Mul Max Min Mean Concat Relu Sigmoid Tanh Softmax Flatten Reshape Squeeze Transpose "
+    "BatchNormalization Dropout Identity Constant"
 ).split()
-
-
-class Importer:
-    """State of one import: constants, graph edges, the model built so far, the layout."""
-
-    def __init__(self, onnx, proto, where: str):
-        from slidenet.models.sequential import Sequential
-
-        self.onnx, self.where, self.graph = onnx, where, proto.graph
-        self.opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 1)
-        self.consts = {t.name: onnx.numpy_helper.to_array(t) for t in self.graph.initializer}
-        self.consumers: dict[str, list] = {}
-        self.folded: set[int] = set()  # Constant nodes, and Identity nodes of constants
-        # one Python object per node, kept alive: nodes are told apart by id()
-        self.nodes = list(self.graph.node)
-        for node in self.nodes:
-            if node.op_type == "Constant":
-                self.consts[node.output[0]] = self._constant_value(node)
-                self.folded.add(id(node))
-                continue
-            if node.op_type == "Identity" and node.input[0] in self.consts:
-                self.consts[node.output[0]] = self.consts[node.input[0]]
-                self.folded.add(id(node))
-                continue
-            for name in node.input:
-                if name and name not in self.consts:
-                    self.consumers.setdefault(name, []).append(node)
-        props = {p.key: p.value for p in proto.metadata_props}
-        self.declared_layout = props.get("slidenet.input_layout")  # set by slidenet's exporter
-        self.visited: set[int] = set()
-        self.names: set[str] = set()
-        self.model = Sequential(name=_clean(self.graph.name) or "imported_onnx")
-        self.last_output = None  # ONNX tensor produced by the last layer added (for fusion)
-
-    # ----- reading nodes -----------------------------------------------------------------------
-    def _constant_value(self, node):
-        for attr in node.attribute:
-            if attr.name == "value":
-                return self.onnx.numpy_helper.to_array(attr.t)
-            if attr.name in ("value_float", "value_int"):
-                return np.array(self.onnx.helper.get_attribute_value(attr))
-            if attr.name in ("value_floats", "value_ints"):
-                return np.array(self.onnx.helper.get_attribute_value(attr))
-        raise UnsupportedOnnxError(f"{self.where}: Constant node '{node.name}' has no value.")
-
-    def attrs(self, node) -> dict:
-        return {a.name: self.onnx.helper.get_attribute_value(a) for a in node.attribute}
-
-    def label(self, node) -> str:
-        return f"{node.op_type} node '{node.name or node.output[0]}'"
-
-    def fail(self, node, why: str):
-        return UnsupportedOnnxError(f"{self.where}: {self.label(node)}: {why}")
-
-    def const(self, node, index: int, optional: bool = False):
-        """The constant feeding input ``index`` of ``node`` (None if absent and optional)."""
-        name = node.input[index] if index < len(node.input) else ""
-        if not name:
-            if optional:
-                return None
-            raise self.fail(node, f"input {index} is missing.")
-        if name not in self.consts:
-            raise self.fail(
-                node,
-                f"input '{name}' is computed in the graph; slidenet imports weights and shapes "
-                "stored as initializers or Constant nodes.",
-            )
-        return self.consts[name]
-
-    def users(self, tensor: str) -> list:
-        return self.consumers.get(tensor, [])
-
-    def single_user(self, tensor: str):
-        """The one node reading ``tensor``, or None (none, several, or also a graph output)."""
-        users = self.users(tensor)
-        outputs = {o.name for o in self.graph.output}
-        return users[0] if len(users) == 1 and tensor not in outputs else None
-
-    def take(self, node) -> str:
-        """Mark ``node`` converted; check extra outputs are unused; return its main output."""
-        self.visited.add(id(node))
-        outputs = {o.name for o in self.graph.output}
-        for extra in node.output[1:]:
-            if extra and (self.users(extra) or extra in outputs):
-                raise self.fail(node, f"its output '{extra}' is used; only the first is supported.")
-        return node.output[0]
-
-    # ----- building the model ------------------------------------------------------------------
-    @property
-    def shape(self) -> tuple[int, ...]:
-        """slidenet's current per-example shape (batch axis excluded)."""
-        layers = self.model.layers
-        return tuple(layers[-1]._out) if layers else tuple(self.model._input_shape)
-
-    def layer_name(self, node, op: str | None = None) -> str:
-        """A unique layer name from a node name: '/features/conv1/Conv' -> 'features_conv1'."""
-        op = (op or node.op_type).lower()
-        parts = [p for p in (node.name or "").replace(".", "_").split("/") if p]
-        if parts and parts[-1].lower() == op:
-            parts = parts[:-1]
-        name = _clean("_".join(parts))
-        if not name or name[0].isdigit():
-            name = f"{op}_{name}".rstrip("_")
-        base, i = name, 1
-        while name in self.names:
-            name, i = f"{base}_{i}", i + 1
-        self.names.add(name)
-        return name
-
-    def add(self, layer, weights=None, output: str | None = None) -> None:
-        self.model.add(layer)
-        if weights is not None:
-            layer.set_weights(weights)
-        self.last_output = output
-
-
-def _clean(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "_-." else "_" for c in text).strip("_")
 
 
 def load_proto(source):
@@ -183,44 +62,93 @@ def load_proto(source):
     return onnx, proto, where
 
 
-def _graph_input(imp: Importer):
-    """(name, per-example dims, is channels-last) of the one real graph input."""
+def _graph_inputs(imp: Importer):
+    """[(name, per-example dims, is channels-last)] of the real graph inputs."""
     inputs = [i for i in imp.graph.input if i.name not in imp.consts]
-    if len(inputs) != 1 or len(imp.graph.output) != 1:
-        raise UnsupportedOnnxError(
-            f"{imp.where}: the graph has {len(inputs)} inputs and {len(imp.graph.output)} outputs; "
-            "slidenet imports graphs with one input and one output."
+    found = []
+    for info in inputs:
+        tensor = info.type.tensor_type
+        if tensor.elem_type not in (imp.onnx.TensorProto.FLOAT, imp.onnx.TensorProto.DOUBLE):
+            raise UnsupportedOnnxError(
+                f"{imp.where}: input '{info.name}' has element type "
+                f"{imp.onnx.TensorProto.DataType.Name(tensor.elem_type)}; slidenet imports float "
+                "graphs."
+            )
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
+        if len(dims) < 2 or any(d is None or d < 1 for d in dims[1:]):
+            raise UnsupportedOnnxError(
+                f"{imp.where}: input '{info.name}' has shape {dims}; slidenet needs a batch axis "
+                "and fixed sizes for the others (e.g. [N, 1, 28, 28])."
+            )
+        rank = len(dims)
+        first = imp.single_user(info.name)
+        channels_last = (
+            rank == 2
+            or imp.declared_layout in ("NHWC", "NLC")
+            or (
+                first is not None
+                and first.op_type == "Transpose"
+                and tuple(imp.attrs(first).get("perm", ())) == to_channels_first(rank)
+            )
         )
-    info = inputs[0]
-    tensor = info.type.tensor_type
-    if tensor.elem_type not in (imp.onnx.TensorProto.FLOAT, imp.onnx.TensorProto.DOUBLE):
-        raise UnsupportedOnnxError(
-            f"{imp.where}: input '{info.name}' has element type "
-            f"{imp.onnx.TensorProto.DataType.Name(tensor.elem_type)}; slidenet imports float "
-            "graphs."
-        )
-    dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
-    if len(dims) < 2 or any(d is None or d < 1 for d in dims[1:]):
-        raise UnsupportedOnnxError(
-            f"{imp.where}: input '{info.name}' has shape {dims}; slidenet needs a batch axis and "
-            "fixed sizes for the others (e.g. [N, 1, 28, 28])."
-        )
-    rank = len(dims)
-    first = imp.single_user(info.name)
-    channels_last = (
-        rank == 2
-        or imp.declared_layout in ("NHWC", "NLC")
-        or (
-            first is not None
-            and first.op_type == "Transpose"
-            and tuple(imp.attrs(first).get("perm", ())) == to_channels_first(rank)
-        )
+        found.append((info.name, dims[1:], channels_last))
+    return found
+
+
+def _convert_node(imp: Importer, node) -> None:
+    from slidenet.interop import _import_ops
+    from slidenet.interop._import_merge import is_merge, merge
+    from slidenet.interop._import_residual import residual_block
+
+    data = imp.data_inputs(node)
+    missing = [d for d in data if d not in imp.states]
+    if missing:  # pragma: no cover - the checker ensures topological order
+        raise imp.fail(node, f"it reads {missing}, which no converted node made.")
+    if is_merge(imp, node):
+        state = merge(imp, node, [imp.states[d] for d in data])
+    else:
+        if len(data) != 1:
+            raise imp.fail(
+                node,
+                f"it reads {len(data)} computed tensors {data}; slidenet's layer for it takes one.",
+            )
+        state = imp.current = dict(imp.states[data[0]])
+        _import_ops.convert(imp, node, state)
+    imp.states[state["x"]] = state
+    while residual_block(imp, state):  # its output may start the next block
+        imp.states[state["x"]] = state
+
+
+def _result(imp: Importer, inputs, outputs):
+    """A Sequential when the graph is a chain, else a functional Model."""
+    from slidenet.models.functional import Model
+    from slidenet.models.graph import trace
+    from slidenet.models.sequential import Sequential
+
+    nodes = trace(inputs, outputs, imp.where)
+    chain = (
+        len(inputs) == 1 and len(outputs) == 1 and len({id(n.layer) for n in nodes}) == len(nodes)
     )
-    return info.name, dims[1:], channels_last
+    previous = inputs[0]
+    for node in nodes:
+        chain = chain and not node.as_list and len(node.inputs) == 1
+        chain = chain and node.inputs[0] is previous and len(node.outputs) == 1
+        previous = node.outputs[0]
+    if chain and outputs[0] is previous:
+        model = Sequential(name=imp.name)
+        model.add(inputs[0])
+        for node in nodes:
+            model.add(node.layer)
+        return model
+    return Model(
+        inputs if len(inputs) > 1 else inputs[0],
+        outputs if len(outputs) > 1 else outputs[0],
+        name=imp.name,
+    )
 
 
 def import_onnx(source):
-    """Build a slidenet Sequential from an ONNX file (or an ``onnx.ModelProto``).
+    """Build a slidenet model from an ONNX file (or an ``onnx.ModelProto``).
 
     Weights are converted from ONNX's NCHW to slidenet's NHWC (conv kernels (K, D, Fh, Fw) ->
     (Fh, Fw, D, K); Gemm/MatMul kernels after a Flatten of an NCHW tensor get their rows
@@ -231,15 +159,16 @@ def import_onnx(source):
         source: path of a .onnx file, or an ``onnx.ModelProto``.
 
     Returns:
-        A built, uncompiled Sequential (compile it to fine-tune).
+        A built, uncompiled model: a ``Sequential`` when the graph is a chain (one input, one
+        output, no branches), else a functional ``Model`` (inputs and outputs in the graph's
+        order, a list when there are several). Compile it to fine-tune.
 
     Raises:
         FileNotFoundError: no file at the path.
         OnnxFileError (a ValueError): the file is not a valid ONNX model.
         UnsupportedOnnxError (a ValueError): the graph has ops or a structure slidenet cannot
-            express; the message lists the nodes.
+            express; the message names the nodes.
     """
-    from slidenet.interop import _import_ops
     from slidenet.interop._import_residual import residual_block
     from slidenet.layers.core import Input
 
@@ -252,34 +181,30 @@ def import_onnx(source):
             f"{where}: {len(bad)} node(s) have no slidenet equivalent: {listed}. Supported ops: "
             f"{', '.join(SUPPORTED)}."
         )
-    name, dims, channels_last = _graph_input(imp)
-    rank = len(dims) + 1
-    shape = tuple(dims) if channels_last else (*dims[1:], dims[0])
-    imp.model.add(Input(shape))
-    state = {"x": name, "rank": rank, "layout": "last" if channels_last else "first"}
-    while True:
-        users = imp.users(state["x"])
-        if not users:
-            break
-        if len(users) == 1:
-            node = users[0]
-            data = [i for i in node.input if i and i not in imp.consts]
-            if data != [state["x"]]:
-                raise imp.fail(node, f"it reads {data}; slidenet imports chains of one input.")
-            _import_ops.convert(imp, node, state)
-        else:
-            residual_block(imp, users, state)
-    output = imp.graph.output[0].name
-    left = [n for n in imp.nodes if id(n) not in imp.visited | imp.folded]
-    if state["x"] != output or left:
-        listed = ", ".join(f"{n.op_type} '{n.name or n.output[0]}'" for n in left)
-        raise UnsupportedOnnxError(
-            f"{where}: the chain from the input ends at '{state['x']}', not at the output "
-            f"'{output}'" + (f"; nodes off that chain: {listed}." if listed else ".")
-        )
-    if state["layout"] == "perm":
-        raise UnsupportedOnnxError(
-            f"{where}: the output is a flattened NCHW tensor; slidenet would give its values in "
-            "NHWC order. Add a Gemm/MatMul after the Flatten, or export the graph in NHWC order."
-        )
-    return imp.model
+    inputs = []
+    for name, dims, channels_last in _graph_inputs(imp):
+        shape = tuple(dims) if channels_last else (*dims[1:], dims[0])
+        t = Input(shape, name=imp.unique_name(clean(name) or "input"))
+        inputs.append(t)
+        layout = "last" if channels_last else "first"
+        imp.states[name] = state = {"x": name, "t": t, "rank": len(dims) + 1, "layout": layout}
+        while residual_block(imp, state):
+            imp.states[state["x"]] = state
+    for node in imp.nodes:
+        if id(node) not in imp.visited and id(node) not in imp.folded:
+            _convert_node(imp, node)
+    if not inputs:
+        raise UnsupportedOnnxError(f"{where}: the graph has no inputs (only constants).")
+    outputs = []
+    for name in imp.outputs:
+        state = imp.states.get(name)
+        if state is None:
+            raise UnsupportedOnnxError(f"{where}: the output '{name}' is a constant.")
+        if state["layout"] == "perm":
+            raise UnsupportedOnnxError(
+                f"{where}: the output '{name}' is a flattened NCHW tensor; slidenet would give its "
+                "values in NHWC order. Add a Gemm/MatMul after the Flatten, or export the graph "
+                "in NHWC order."
+            )
+        outputs.append(state["t"])
+    return _result(imp, inputs, outputs)

@@ -68,6 +68,7 @@ class Model(MultiIOTraining, _ModelBackward, Layer):
 
     def __init__(self, inputs=None, outputs=None, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
+        self._dtype_given = "dtype" in kwargs  # else a subclass takes its outputs' dtype
         self._init_training()
         self._functional = inputs is not None or outputs is not None
         if self._functional:
@@ -189,6 +190,8 @@ class Model(MultiIOTraining, _ModelBackward, Layer):
             y = self._run_call(zeros if multi else zeros[0], False)
         several = isinstance(y, list | tuple)
         outs = list(y) if several else [y]
+        if not self._dtype_given:  # float64 layers: inputs are not rounded to float32 first
+            self.dtype = np.asarray(outs[0]).dtype
         self._output_struct = "list" if several else "single"
         self._out = [tuple(o.shape[1:]) for o in outs] if several else tuple(y.shape[1:])
         self.output_names = [f"output_{i + 1}" for i in range(len(outs))] if several else ["output"]
@@ -349,6 +352,12 @@ class Model(MultiIOTraining, _ModelBackward, Layer):
         from slidenet.models.saving import save_model
 
         save_model(self, filepath)
+
+    def export_onnx(self, path, opset=17) -> None:
+        """Write the model as ONNX (NHWC inputs and outputs); see slidenet.interop.export_onnx."""
+        from slidenet.interop.onnx_export import export_onnx
+
+        export_onnx(self, path, opset=opset)
 
     # ----- config ------------------------------------------------------------------------------
     def get_config(self) -> dict:
