@@ -61,10 +61,19 @@ def test_vgg_small_counts():
 
 def test_resnet_small_counts_and_shortcuts():
     model = apps.resnet_small()
-    blocks = [layer for layer in model.layers if isinstance(layer, L.ResidualBlock)]
-    assert len(blocks) == 6
-    assert [b.shortcut_conv is not None for b in blocks] == [False, False, True, False, True, False]
-    assert [b.output_shape[1:] for b in blocks[1::2]] == [(28, 28, 16), (14, 14, 32), (7, 7, 64)]
+    assert isinstance(model, keras.Model)
+    assert not any(isinstance(layer, L.ResidualBlock) for layer in model.layers)
+    adds = [layer for layer in model.layers if isinstance(layer, L.Add)]
+    assert len(adds) == 6
+    # each block's shortcut is an Add node: main path (bn2) + identity or projection (shortcut_bn)
+    into_add = [[t.node.layer.name for t in add.input] for add in adds]
+    assert [names[0].endswith("_bn2") for names in into_add] == [True] * 6
+    assert [names[1].endswith("_shortcut_bn") for names in into_add] == [
+        False, False, True, False, True, False
+    ]  # fmt: skip
+    assert into_add[0][1] == "stem_relu" and into_add[1][1] == "stage1_block1_relu2"
+    outs = [model.get_layer(f"stage{i}_block2_relu2").output_shape[1:] for i in (1, 2, 3)]
+    assert outs == [(28, 28, 16), (14, 14, 32), (7, 7, 64)]
     stem = 9 * 16 + 4 * 16
     identity = [2 * 9 * k * k + 2 * 4 * k for k in (16, 16, 32, 64)]
     projection = [9 * d * k + 9 * k * k + d * k + 3 * 4 * k for d, k in ((16, 32), (32, 64))]
@@ -115,9 +124,10 @@ def test_keyword_scanner_counts_and_torch_forward():
             (12, 12, 1),
             3,
         ),
+        (lambda: apps.inception_small((9, 9, 2), classes=3), (9, 9, 2), 3),
         (lambda: apps.keyword_scanner((32, 2), classes=2, filters=3, kernel_size=5), (32, 2), 2),
     ],
-    ids=["vgg", "resnet", "scanner"],
+    ids=["vgg", "resnet", "inception", "scanner"],
 )
 def test_builders_train_a_step_and_round_trip(tmp_path, build, shape, classes):
     keras.utils.set_random_seed(0)
@@ -146,6 +156,8 @@ def test_builders_train_a_step_and_round_trip(tmp_path, build, shape, classes):
         (lambda: apps.resnet_small(blocks=0), "resnet_small: blocks must be a positive integer"),
         (lambda: apps.keyword_scanner(filters=0), "keyword_scanner: filters must be a positive"),
         (lambda: apps.vgg_small(classes=0), "vgg_small: classes must be a positive integer"),
+        (lambda: apps.resnet_small(classes=0), "resnet_small: classes must be a positive integer"),
+        (lambda: apps.inception_small(classes=0), "inception_small: classes must be a positive"),
     ],
 )
 def test_bad_builder_arguments(call, pattern):

@@ -51,6 +51,7 @@ CASES = {
     "mnist_sample_lenet5": ("lenet5", False),
     "mnist_sample_cnn": ("mnist_cnn (lecture CNN)", False),
     "keyword_scanner": ("keyword_scanner", False),
+    "siamese_digits": ("siamese (shared encoder)", False),
 }
 
 

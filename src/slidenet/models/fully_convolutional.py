@@ -50,12 +50,23 @@ _ELEMENTWISE = (Activation, Dropout)  # Activation covers ReLU
 
 def network_stride(model) -> tuple[int, int]:
     """S = (Sh, Sw): how far one step of the converted model's output moves on the canvas (the
-    product of the strides of every Conv2D, pooling and ResidualBlock)."""
+    product of the strides of every Conv2D, pooling and ResidualBlock; along the paths of a
+    graph)."""
+    if _is_graph(model):
+        from slidenet.models.fully_convolutional_graph import graph_stride
+
+        return graph_stride(model)
     sh = sw = 1
     for layer in model.layers:
         if isinstance(layer, Conv2D | _Pooling2D | ResidualBlock):
             sh, sw = sh * layer.strides[0], sw * layer.strides[1]
     return sh, sw
+
+
+def _is_graph(model) -> bool:
+    from slidenet.models.functional import Model
+
+    return isinstance(model, Model)
 
 
 def _copy(layer):
@@ -137,7 +148,8 @@ def to_fully_convolutional(model, input_shape=None):
             None: the model's own input shape.
 
     Returns:
-        A Sequential with input (H, W, C) and output (Ho, Wo, K), sharing no arrays with ``model``.
+        A Sequential with input (H, W, C) and output (Ho, Wo, K), sharing no arrays with ``model``
+        (for a graph ``Model``: a graph Model with the same branches and merges).
 
     >>> import slidenet as keras
     >>> L = keras.layers
@@ -171,6 +183,10 @@ def to_fully_convolutional(model, input_shape=None):
             f"{WHO}: input_shape must be (H, W, {own[-1]}) with H >= {own[0]} and W >= {own[1]} "
             f"(the classifier's input {fmt_shape(own)}), got {input_shape!r}."
         )
+    if _is_graph(model):
+        from slidenet.models.fully_convolutional_graph import convert_graph
+
+        return convert_graph(model, tuple(int(s) for s in shape))
     converted = convert_layers(model)
     fcn = Sequential([Input(tuple(int(s) for s in shape))], name=f"{model.name}_fcn")
     for layer, _, _ in converted:

@@ -188,13 +188,15 @@ class Model(MultiIOTraining, _ModelBackward, Layer):
         zeros = [np.zeros((1, *s), self.dtype) for s in shapes]
         with tape.recording(None):
             y = self._run_call(zeros if multi else zeros[0], False)
-        several = isinstance(y, list | tuple)
-        outs = list(y) if several else [y]
+        several = isinstance(y, list | tuple | dict)
+        outs = tape.as_outputs(y)
         if not self._dtype_given:  # float64 layers: inputs are not rounded to float32 first
             self.dtype = np.asarray(outs[0]).dtype
-        self._output_struct = "list" if several else "single"
+        self._output_struct = "dict" if isinstance(y, dict) else "list" if several else "single"
         self._out = [tuple(o.shape[1:]) for o in outs] if several else tuple(y.shape[1:])
         self.output_names = [f"output_{i + 1}" for i in range(len(outs))] if several else ["output"]
+        if isinstance(y, dict):  # call() returned {name: output}: Keras names them so
+            self.output_names = [str(k) for k in y]
 
     # ----- running -----------------------------------------------------------------------------
     def call(self, inputs, training=False):
@@ -266,7 +268,7 @@ class Model(MultiIOTraining, _ModelBackward, Layer):
         else:
             with tape.recording(tape.Tape(fresh=fresh_buffers)) as recorded:
                 y = self._run_call(xs if self._input_struct == "list" else xs[0], training)
-            outs = list(y) if isinstance(y, list | tuple) else [y]
+            outs = tape.as_outputs(y)
             state = {"tape": recorded, "xs": xs, "outs": outs}
         return (outs if self._output_struct != "single" else outs[0]), state
 
@@ -352,6 +354,13 @@ class Model(MultiIOTraining, _ModelBackward, Layer):
         from slidenet.models.saving import save_model
 
         save_model(self, filepath)
+
+    def to_fully_convolutional(self, input_shape=None):
+        """This classifier with its dense head as convolutions, built for a canvas of
+        ``input_shape`` (H, W, C); see slidenet.models.fully_convolutional."""
+        from slidenet.models.fully_convolutional import to_fully_convolutional
+
+        return to_fully_convolutional(self, input_shape)
 
     def export_onnx(self, path, opset=17) -> None:
         """Write the model as ONNX (NHWC inputs and outputs); see slidenet.interop.export_onnx."""
