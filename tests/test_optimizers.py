@@ -253,13 +253,6 @@ def test_sgd_step_is_lr_times_gradient():
 
 
 # ----- arguments and names -----------------------------------------------------------------------
-@pytest.mark.parametrize("lr", [0, -0.1, "0.01", None, float("nan"), float("inf"), True])
-@pytest.mark.parametrize("cls", [optimizers.SGD, optimizers.Adam, optimizers.RMSprop])
-def test_invalid_learning_rate(cls, lr):
-    with pytest.raises(ValueError, match=cls.__name__ + r": learning_rate must be .*> 0"):
-        cls(learning_rate=lr)
-
-
 def test_numpy_scalar_learning_rate_is_accepted():
     opt = optimizers.Adam(learning_rate=np.float32(0.5))
     assert opt.learning_rate == 0.5 and type(opt.learning_rate) is float
@@ -280,9 +273,10 @@ def test_get_by_name(name, cls):
     assert optimizers.get(opt) is opt
 
 
-def test_unknown_optimizer_name_suggests_adam():
-    with pytest.raises(ValueError, match=r"Unknown optimizer 'adma'\. Did you mean 'adam'\?"):
-        optimizers.get("adma")
+@pytest.mark.parametrize("typo, meant", [("addam", "adam"), ("adm", "adam"), ("lino", "lion")])
+def test_unknown_optimizer_name_suggests_the_closest(typo, meant):
+    with pytest.raises(ValueError, match=rf"Unknown optimizer '{typo}'\. Did you mean '{meant}'\?"):
+        optimizers.get(typo)
 
 
 def test_optimizer_of_the_wrong_type():

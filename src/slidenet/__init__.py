@@ -11,6 +11,7 @@ from slidenet import (  # noqa: E402
     activations,
     applications,
     callbacks,
+    constraints,
     datasets,
     filters,
     initializers,
@@ -20,6 +21,7 @@ from slidenet import (  # noqa: E402
     models,
     ops,
     optimizers,
+    regularizers,
     utils,
 )
 from slidenet.layers import Input  # noqa: E402
@@ -33,6 +35,7 @@ __all__ = [
     "activations",
     "applications",
     "callbacks",
+    "constraints",
     "datasets",
     "filters",
     "initializers",
@@ -42,6 +45,7 @@ __all__ = [
     "models",
     "ops",
     "optimizers",
+    "regularizers",
     "utils",
     "__version__",
 ]

@@ -17,7 +17,9 @@ import numpy as np
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return " Did you mean 'adam'?" for the closest choice, or "" when nothing is close."""
-    close = difflib.get_close_matches(str(name).lower(), list(choices), n=1, cutoff=0.6)
+    choices, key = list(choices), str(name).lower()
+    same_letters = [c for c in choices if sorted(c) == sorted(key)]  # 'adma' -> 'adam'
+    close = same_letters or difflib.get_close_matches(key, choices, n=1, cutoff=0.6)
     return f" Did you mean '{close[0]}'?" if close else ""
 
 

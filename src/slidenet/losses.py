@@ -2,7 +2,8 @@
 
 When the last layer ends in softmax (or sigmoid) and the loss is categorical (or binary)
 cross-entropy, the model uses the fused form on the logits: stable for any logits, and its gradient
-(p - y) / N enters the backward pass below the activation.
+(p - y) / N enters the backward pass below the activation. Label smoothing and the focal
+cross-entropy keep that fused form (they only change the targets, or weigh the log-probabilities).
 """
 
 from __future__ import annotations
@@ -11,6 +12,18 @@ import numpy as np
 
 from slidenet._validation import as_array, fmt_shape, unknown_name
 from slidenet.ops import losses as L
+
+
+def _number(value, who, what, low, high=None, low_open=False):
+    """``value`` as a float in [low, high] (low excluded with ``low_open``), else a ValueError."""
+    ok = not isinstance(value, bool) and isinstance(value, int | float | np.integer | np.floating)
+    ok = ok and np.isfinite(value) and (value > low if low_open else value >= low)
+    ok = ok and (high is None or value <= high)
+    if not ok:
+        span = f"{'>' if low_open else '>='} {low}"
+        span += f" and <= {high}" if high is not None else ""
+        raise ValueError(f"{who}: {what} must be a finite number {span}, got {value!r}.")
+    return float(value)
 
 
 class Loss:
@@ -89,9 +102,28 @@ class SparseCategoricalCrossentropy(Loss):
 
 
 class CategoricalCrossentropy(SparseCategoricalCrossentropy):
-    """Cross-entropy with one-hot (or probability) targets y (N, K)."""
+    """Cross-entropy with one-hot (or probability) targets y (N, K).
+
+    ``label_smoothing=s`` trains against y (1 - s) + s / K (Keras); the fused softmax form stays.
+    """
 
     name = "categorical_crossentropy"
+
+    def __init__(self, from_logits=False, label_smoothing=0.0):
+        super().__init__(from_logits)
+        self.label_smoothing = _number(label_smoothing, self.name, "label_smoothing", 0, 1)
+
+    def _smoothed(self, y_true, out):
+        return L.smooth_labels(y_true, out.shape[-1], self.label_smoothing, out.dtype)
+
+    def forward(self, y_true, y_pred):
+        return super().forward(self._smoothed(y_true, y_pred), y_pred)
+
+    def forward_logits(self, y_true, logits):
+        return L.softmax_cross_entropy(logits, self._smoothed(y_true, logits))
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
 
     def check_targets(self, y, out_shape, who):
         y = Loss.check_targets(self, y, out_shape, who)
@@ -106,10 +138,25 @@ class CategoricalCrossentropy(SparseCategoricalCrossentropy):
 
 
 class BinaryCrossentropy(Loss):
-    """Binary cross-entropy of probabilities (N, 1) (or any shape) with 0/1 targets."""
+    """Binary cross-entropy of probabilities (N, 1) (or any shape) with 0/1 targets.
+
+    ``label_smoothing=s`` trains against y (1 - s) + s / 2 (Keras); the fused sigmoid form stays.
+    """
 
     name = "binary_crossentropy"
     fused_activation = "sigmoid"
+
+    def __init__(self, from_logits=False, label_smoothing=0.0):
+        super().__init__(from_logits)
+        self.label_smoothing = _number(label_smoothing, self.name, "label_smoothing", 0, 1)
+
+    def _smoothed(self, y_true, out):
+        s = self.label_smoothing
+        t = y_true.astype(out.dtype)
+        return t * out.dtype.type(1 - s) + out.dtype.type(s / 2) if s else t
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
 
     def check_targets(self, y, out_shape, who):
         y = _one_target_per_output(super().check_targets(y, out_shape, who), out_shape, who, self)
@@ -118,12 +165,13 @@ class BinaryCrossentropy(Loss):
         return y
 
     def forward(self, y_true, y_pred):
+        y_true = self._smoothed(y_true, y_pred)
         if self.from_logits:
             return L.sigmoid_binary_cross_entropy(y_pred, y_true)
         return L.binary_cross_entropy(y_pred, y_true)
 
     def forward_logits(self, y_true, logits):
-        return L.sigmoid_binary_cross_entropy(logits, y_true)
+        return L.sigmoid_binary_cross_entropy(logits, self._smoothed(y_true, logits))
 
 
 class MeanSquaredError(Loss):
@@ -137,6 +185,78 @@ class MeanSquaredError(Loss):
 
     def forward(self, y_true, y_pred):
         return L.mean_squared_error(y_pred, y_true)
+
+
+class Huber(MeanSquaredError):
+    """Huber loss: 0.5 e^2 for errors |e| <= delta, delta (|e| - delta / 2) beyond; the mean over
+    every output (Keras' ``Huber(delta=1.0)``, torch's ``huber_loss``)."""
+
+    name = "huber_loss"
+
+    def __init__(self, delta=1.0):
+        super().__init__()
+        self.delta = _number(delta, "Huber", "delta", 0, low_open=True)
+
+    def forward(self, y_true, y_pred):
+        return L.huber(y_pred, y_true, self.delta)
+
+    def get_config(self):
+        return {"delta": self.delta}
+
+
+class KLDivergence(Loss):
+    """Kullback-Leibler divergence sum(y log(y / p)) of predicted distributions p (N, K) from
+    target distributions y of the same shape, both clipped to [1e-7, 1]; the mean over rows."""
+
+    name = "kl_divergence"
+
+    def __init__(self):
+        super().__init__()
+
+    def check_targets(self, y, out_shape, who):
+        y = super().check_targets(y, out_shape, who)
+        if y.shape != tuple(out_shape):
+            raise ValueError(
+                f"{who}: kl_divergence needs target distributions shaped like the outputs "
+                f"{fmt_shape(out_shape)}, got {fmt_shape(y.shape)}."
+            )
+        return y
+
+    def forward(self, y_true, y_pred):
+        return L.kl_divergence(y_pred, y_true)
+
+    def get_config(self):
+        return {}
+
+
+class CategoricalFocalCrossentropy(CategoricalCrossentropy):
+    """Focal cross-entropy (Lin et al. 2017) with one-hot targets (N, K): each class's term
+    -y log p is weighed by alpha (1 - p)^gamma, which shrinks the loss of easy examples.
+
+    As Keras' ``CategoricalFocalCrossentropy(alpha=0.25, gamma=2.0, from_logits=False,
+    label_smoothing=0.0)``. After a softmax layer (or with from_logits=True) it is computed from
+    log_softmax of the logits, stable for any logits.
+    """
+
+    name = "categorical_focal_crossentropy"
+
+    def __init__(self, alpha=0.25, gamma=2.0, from_logits=False, label_smoothing=0.0):
+        super().__init__(from_logits, label_smoothing)
+        self.alpha = _number(alpha, "CategoricalFocalCrossentropy", "alpha", 0)
+        self.gamma = _number(gamma, "CategoricalFocalCrossentropy", "gamma", 0)
+
+    def forward(self, y_true, y_pred):
+        if self.from_logits:
+            return self.forward_logits(y_true, y_pred)
+        t = self._smoothed(y_true, y_pred)
+        return L.categorical_focal_crossentropy(y_pred, t, self.alpha, self.gamma)
+
+    def forward_logits(self, y_true, logits):
+        t = self._smoothed(y_true, logits)
+        return L.softmax_focal_crossentropy(logits, t, self.alpha, self.gamma)
+
+    def get_config(self):
+        return {**super().get_config(), "alpha": self.alpha, "gamma": self.gamma}
 
 
 def _predictions(y_pred, who) -> np.ndarray:
@@ -178,6 +298,12 @@ _BY_NAME = {
     "binary_crossentropy": BinaryCrossentropy,
     "mean_squared_error": MeanSquaredError,
     "mse": MeanSquaredError,
+    "huber_loss": Huber,
+    "huber": Huber,
+    "kl_divergence": KLDivergence,
+    "kld": KLDivergence,
+    "kullback_leibler_divergence": KLDivergence,
+    "categorical_focal_crossentropy": CategoricalFocalCrossentropy,
 }
 
 
@@ -211,16 +337,36 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False):
     return SparseCategoricalCrossentropy(from_logits)(y_true, y_pred)
 
 
-def categorical_crossentropy(y_true, y_pred, from_logits=False):
+def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0):
     """Per-batch mean categorical cross-entropy (functional form)."""
-    return CategoricalCrossentropy(from_logits)(y_true, y_pred)
+    return CategoricalCrossentropy(from_logits, label_smoothing)(y_true, y_pred)
 
 
-def binary_crossentropy(y_true, y_pred, from_logits=False):
+def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0):
     """Per-batch mean binary cross-entropy (functional form)."""
-    return BinaryCrossentropy(from_logits)(y_true, y_pred)
+    return BinaryCrossentropy(from_logits, label_smoothing)(y_true, y_pred)
 
 
 def mean_squared_error(y_true, y_pred):
     """Mean squared error (functional form)."""
     return MeanSquaredError()(y_true, y_pred)
+
+
+def huber(y_true, y_pred, delta=1.0):
+    """Mean Huber loss (functional form)."""
+    return Huber(delta)(y_true, y_pred)
+
+
+def kl_divergence(y_true, y_pred):
+    """Mean Kullback-Leibler divergence over rows (functional form)."""
+    return KLDivergence()(y_true, y_pred)
+
+
+kld = kl_divergence
+
+
+def categorical_focal_crossentropy(
+    y_true, y_pred, alpha=0.25, gamma=2.0, from_logits=False, label_smoothing=0.0
+):
+    """Mean focal cross-entropy over rows (functional form)."""
+    return CategoricalFocalCrossentropy(alpha, gamma, from_logits, label_smoothing)(y_true, y_pred)

@@ -53,7 +53,7 @@ def test_version_and_no_command(capsys):
     [
         (["train", "--model", "lenet5", "--dataset", "xo", "--epochs", "0"], "argument --epochs"),
         (["train", "--model", "lenet5", "--dataset", "xo", "--validation-split", "1"], "[0, 1)"),
-        (["train", "--model", "lenet5", "--dataset", "xo", "--optimizer", "adamw"], "--optimizer"),
+        (["train", "--model", "lenet5", "--dataset", "xo", "--optimizer", "adamz"], "--optimizer"),
         (["train", "--model", "lenet5"], "required: --dataset"),
         (["train", "--dataset", "xo"], "required: --model"),
         (["evaluate"], "required: MODEL"),

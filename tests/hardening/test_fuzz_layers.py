@@ -74,7 +74,7 @@ def layer_args(name):
         )
     if name == "Reshape":
         return st.fixed_dictionaries({"target_shape": small_shapes(1, 3, -1, 4)})
-    if name == "Dropout":
+    if name == "Dropout" or name.startswith("SpatialDropout"):
         return st.fixed_dictionaries(
             {"rate": st.sampled_from([0.0, 0.5, 0.9, 1.0, -0.1]), "seed": st.integers(0, 3)}
         )

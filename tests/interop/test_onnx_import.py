@@ -158,7 +158,7 @@ def test_unsupported_ops_are_listed(tmp_path):
         ),
         (
             [N("Conv", ["x", "w"], ["y"], group=2)],
-            {"w": (2, 1, 3, 3)}, [2, 5, 5], [2, 3, 3], r"Conv node 'y': group=2",
+            {"w": (2, 1, 3)}, [2, 5], [2, 3], r"Conv node 'y': group=2 on a 1D convolution",
         ),
         (
             [N("Transpose", ["x"], ["y"], perm=[0, 1, 3, 2])],

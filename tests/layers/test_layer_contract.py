@@ -21,6 +21,8 @@ from slidenet.utils import gradcheck
 GRADCHECK_TOL = 1e-6
 # Only BatchNormalization may leave a gradient slot empty: its running statistics are not trained.
 UNTRAINED = {"BatchNormalization": {"moving_mean", "moving_variance"}}
+# Normalization keeps its statistics (from adapt or its arguments) as weights; not trained.
+UNTRAINED["Normalization"] = {"mean", "variance"}
 UNTRAINED["ResidualBlock"] = {  # its batch norms' statistics, named '<sub-layer>/<weight>'
     f"{bn}/{n}" for bn in ("bn1", "bn2", "shortcut_bn") for n in ("moving_mean", "moving_variance")
 }
@@ -131,6 +133,71 @@ CASES = [
         (3 * 2 + 1) * 2,
         distinct=True,
     ),
+    # Conv2DTranspose / Conv1DTranspose: kernel (Fh, Fw, K, D), (Fh*Fw*D + 1)*K parameters
+    Case(
+        "conv2d_transpose", lambda: L.Conv2DTranspose(3, 3), (2, 3, 3, 2), conv2d_params(3, 3, 2, 3)
+    ),
+    Case(
+        "conv2d_transpose_stride2_same",
+        lambda: L.Conv2DTranspose(2, 3, strides=2, padding="same"),
+        (2, 3, 2, 2),
+        conv2d_params(3, 3, 2, 2),
+    ),
+    Case(
+        "conv2d_transpose_output_padding_dilation",
+        lambda: L.Conv2DTranspose(
+            2, (2, 3), strides=(2, 3), output_padding=(1, 2), dilation_rate=(2, 1)
+        ),
+        (2, 2, 3, 1),
+        conv2d_params(2, 3, 1, 2),
+    ),
+    Case(
+        "conv2d_transpose_int_pad_relu_no_bias",
+        lambda: L.Conv2DTranspose(2, 3, strides=2, padding=1, activation="relu", use_bias=False),
+        (2, 3, 3, 2),
+        conv2d_params(3, 3, 2, 2, bias=False),
+        distinct=True,
+    ),
+    Case(
+        "conv1d_transpose", lambda: L.Conv1DTranspose(2, 3, strides=2), (2, 4, 3), (3 * 3 + 1) * 2
+    ),
+    Case(
+        "conv1d_transpose_same_output_padding",
+        lambda: L.Conv1DTranspose(3, 4, strides=3, padding="same", output_padding=2),
+        (2, 3, 2),
+        (4 * 2 + 1) * 3,
+    ),
+    # DepthwiseConv2D: depthwise_kernel (Fh, Fw, D, M), bias (D*M,): (Fh*Fw + 1)*D*M
+    Case("depthwise_conv2d", lambda: L.DepthwiseConv2D(3), (2, 4, 4, 2), (9 + 1) * 2),
+    Case(
+        "depthwise_conv2d_multiplier_stride_same",
+        lambda: L.DepthwiseConv2D((3, 2), strides=2, padding="same", depth_multiplier=2),
+        (2, 5, 4, 3),
+        (6 + 1) * 3 * 2,
+    ),
+    Case(
+        "depthwise_conv2d_dilation_tanh_no_bias",
+        lambda: L.DepthwiseConv2D(2, dilation_rate=2, activation="tanh", use_bias=False),
+        (2, 4, 5, 2),
+        4 * 2,
+    ),
+    # SeparableConv2D: Fh*Fw*D*M + D*M*K + K
+    Case("separable_conv2d", lambda: L.SeparableConv2D(3, 3), (2, 4, 4, 2), 9 * 2 + 2 * 3 + 3),
+    Case(
+        "separable_conv2d_multiplier_stride_same_relu",
+        lambda: L.SeparableConv2D(
+            2, 3, strides=2, padding="same", depth_multiplier=2, activation="relu"
+        ),
+        (2, 5, 5, 2),
+        9 * 2 * 2 + 4 * 2 + 2,
+        distinct=True,
+    ),
+    Case(
+        "separable_conv2d_no_bias",
+        lambda: L.SeparableConv2D(2, (1, 3), use_bias=False, dilation_rate=(1, 2)),
+        (2, 3, 6, 2),
+        3 * 2 + 2 * 2,
+    ),
     # Dense
     Case("dense", lambda: L.Dense(3), (4, 5), (5 + 1) * 3),
     Case("dense_relu", lambda: L.Dense(4, activation="relu"), (4, 5), (5 + 1) * 4, distinct=True),
@@ -164,6 +231,48 @@ CASES = [
         12,
         training=True,
     ),
+    # Keras 3 activations by name, through Activation, Dense and Conv2D
+    *[
+        Case(f"activation_{name}", lambda name=name: L.Activation(name), (3, 5), 0, distinct=True)
+        for name in "gelu swish silu elu selu softplus leaky_relu hard_sigmoid".split()
+    ],
+    Case("dense_gelu", lambda: L.Dense(3, activation="gelu"), (3, 4), (4 + 1) * 3),
+    Case(
+        "conv2d_swish",
+        lambda: L.Conv2D(2, 2, activation="swish"),
+        (2, 3, 3, 2),
+        conv2d_params(2, 2, 2, 2),
+    ),
+    # activation layers: LeakyReLU, ELU and Softmax have no weights; PReLU's alpha has one
+    # example's shape, with 1 on the shared axes
+    Case("leaky_relu", lambda: L.LeakyReLU(), (2, 3, 4), 0, distinct=True),
+    Case("leaky_relu_slope", lambda: L.LeakyReLU(negative_slope=0.05), (3, 5), 0, distinct=True),
+    Case("prelu", lambda: L.PReLU(), (2, 3, 3, 2), 18, distinct=True),
+    Case("prelu_shared", lambda: L.PReLU(shared_axes=[1, 2]), (2, 3, 3, 2), 2, distinct=True),
+    Case("elu", lambda: L.ELU(), (3, 5), 0),
+    Case("elu_alpha", lambda: L.ELU(alpha=0.5), (2, 3, 4), 0),
+    Case("softmax", lambda: L.Softmax(), (3, 5), 0),
+    Case("softmax_axis1", lambda: L.Softmax(axis=1), (2, 3, 4), 0),
+    Case("softmax_two_axes", lambda: L.Softmax(axis=[1, 2]), (2, 3, 2, 2), 0),
+    # LayerNormalization: gamma and beta shaped like the normalised axes
+    Case("layernorm", lambda: L.LayerNormalization(), (3, 4), 8),
+    Case("layernorm_image", lambda: L.LayerNormalization(axis=[1, 2, 3]), (2, 3, 2, 2), 24),
+    Case(
+        "layernorm_axis1_no_center",
+        lambda: L.LayerNormalization(axis=1, center=False),
+        (2, 3, 4),
+        3,
+    ),
+    # GroupNormalization: gamma and beta (C,)
+    Case("groupnorm", lambda: L.GroupNormalization(groups=2), (2, 3, 2, 4), 8),
+    Case("groupnorm_instance", lambda: L.GroupNormalization(groups=-1), (2, 3, 3, 2), 4),
+    Case(
+        "groupnorm_one_group_no_scale",
+        lambda: L.GroupNormalization(groups=1, scale=False, epsilon=1e-2),
+        (3, 4, 3),
+        3,
+    ),
+    Case("groupnorm_dense", lambda: L.GroupNormalization(groups=3, axis=1), (4, 6), 12),
     # 2D pooling
     Case("maxpool2d", lambda: L.MaxPooling2D(2), (2, 4, 4, 2), 0, distinct=True),
     Case(
@@ -204,6 +313,78 @@ CASES = [
     Case("global_avgpool2d", lambda: L.GlobalAveragePooling2D(), (2, 3, 4, 2), 0),
     Case("global_maxpool1d", lambda: L.GlobalMaxPooling1D(), (2, 5, 3), 0, distinct=True),
     Case("global_avgpool1d", lambda: L.GlobalAveragePooling1D(), (2, 5, 3), 0),
+    # 3D convolution and pooling on (N, Z, H, W, D) volumes: kernel (Fz, Fh, Fw, D, K)
+    Case("conv3d", lambda: L.Conv3D(2, 2), (2, 3, 3, 3, 2), (2 * 2 * 2 * 2 + 1) * 2),
+    Case(
+        "conv3d_stride2_same",
+        lambda: L.Conv3D(2, 3, strides=2, padding="same"),
+        (1, 3, 4, 3, 1),
+        (27 * 1 + 1) * 2,
+    ),
+    Case(
+        "conv3d_pads_dilation_tanh_no_bias",
+        lambda: L.Conv3D(
+            2,
+            (1, 2, 2),
+            padding=((0, 1), (1, 0), (1, 1)),
+            dilation_rate=(1, 2, 1),
+            activation="tanh",
+            use_bias=False,
+        ),
+        (2, 2, 4, 3, 2),
+        1 * 2 * 2 * 2 * 2,
+    ),
+    Case("maxpool3d", lambda: L.MaxPooling3D(2), (2, 2, 4, 4, 2), 0, distinct=True),
+    Case(
+        "maxpool3d_same_overlap",
+        lambda: L.MaxPooling3D((1, 3, 2), strides=(1, 2, 1), padding="same"),
+        (1, 2, 5, 4, 2),
+        0,
+        distinct=True,
+    ),
+    Case("avgpool3d", lambda: L.AveragePooling3D(2), (2, 2, 2, 4, 2), 0),
+    Case("avgpool3d_same", lambda: L.AveragePooling3D(2, padding="same"), (1, 3, 3, 3, 2), 0),
+    Case("global_maxpool3d", lambda: L.GlobalMaxPooling3D(), (2, 2, 3, 2, 2), 0, distinct=True),
+    Case("global_avgpool3d", lambda: L.GlobalAveragePooling3D(), (2, 2, 3, 2, 2), 0),
+    # reshaping: upsampling, zero padding, cropping (no weights)
+    Case("upsampling1d", lambda: L.UpSampling1D(3), (2, 4, 2), 0),
+    Case("upsampling2d", lambda: L.UpSampling2D((2, 1)), (2, 3, 3, 2), 0),
+    Case(
+        "upsampling2d_bilinear",
+        lambda: L.UpSampling2D(2, interpolation="bilinear"),
+        (2, 3, 2, 2),
+        0,
+    ),
+    Case("upsampling3d", lambda: L.UpSampling3D((1, 2, 2)), (1, 2, 2, 3, 2), 0),
+    Case("zeropadding1d", lambda: L.ZeroPadding1D((1, 2)), (2, 4, 2), 0),
+    Case("zeropadding2d", lambda: L.ZeroPadding2D(((1, 0), (2, 1))), (2, 3, 3, 2), 0),
+    Case("zeropadding3d", lambda: L.ZeroPadding3D(1), (1, 2, 2, 2, 2), 0),
+    Case("cropping1d", lambda: L.Cropping1D(), (2, 5, 2), 0),
+    Case("cropping2d", lambda: L.Cropping2D(((1, 0), (0, 2))), (2, 4, 5, 2), 0),
+    Case("cropping3d", lambda: L.Cropping3D((1, 0, 1)), (1, 3, 3, 4, 2), 0),
+    # spatial dropout: whole channels, seeded (the clone draws the same masks)
+    Case(
+        "spatial_dropout1d_training",
+        lambda: L.SpatialDropout1D(0.4, seed=3),
+        (4, 5, 3),
+        0,
+        training=True,
+    ),
+    Case(
+        "spatial_dropout2d_training",
+        lambda: L.SpatialDropout2D(0.5, seed=4),
+        (4, 3, 3, 4),
+        0,
+        training=True,
+    ),
+    Case("spatial_dropout2d_inference", lambda: L.SpatialDropout2D(0.5, seed=4), (2, 3, 3, 2), 0),
+    Case(
+        "spatial_dropout3d_training",
+        lambda: L.SpatialDropout3D(0.3, seed=5),
+        (3, 2, 2, 2, 3),
+        0,
+        training=True,
+    ),
     # ResidualBlock: conv1 3x3xDxK, conv2 3x3xKxK (no biases), 4K per batch norm; + D*K + 4K with
     # the projection shortcut
     Case("residual_identity", lambda: L.ResidualBlock(3), (2, 4, 4, 3), 81 + 12 + 81 + 12),
@@ -212,6 +393,83 @@ CASES = [
         lambda: L.ResidualBlock(3, strides=2),
         (3, 5, 4, 2),
         54 + 12 + 81 + 12 + 6 + 12,
+        training=True,
+    ),
+    # preprocessing layers (Normalization: mean and variance, one each per kept index)
+    Case("rescaling", lambda: L.Rescaling(1 / 255), (2, 3, 4, 2), 0),
+    Case("rescaling_per_channel", lambda: L.Rescaling([0.5, 2.0], offset=-1.0), (2, 3, 3, 2), 0),
+    Case(
+        "normalization",
+        lambda: L.Normalization(mean=[0.5, -1.0], variance=[4.0, 0.25]),
+        (2, 3, 3, 2),
+        4,
+    ),
+    Case("normalization_pixels", lambda: L.Normalization(axis=(1, 2)), (2, 3, 2, 2), 12),
+    Case(
+        "normalization_invert",
+        lambda: L.Normalization(axis=1, mean=0.2, variance=2.0, invert=True),
+        (3, 4),
+        8,
+    ),
+    Case("resizing", lambda: L.Resizing(5, 3), (2, 3, 4, 2), 0),
+    Case(
+        "resizing_nearest_crop",
+        lambda: L.Resizing(2, 3, interpolation="nearest", crop_to_aspect_ratio=True),
+        (2, 5, 4, 1),
+        0,
+    ),
+    Case("center_crop", lambda: L.CenterCrop(2, 3), (2, 5, 4, 2), 0),
+    Case("center_crop_smaller_input", lambda: L.CenterCrop(6, 2), (2, 3, 4, 1), 0),
+    # augmentation layers: random with training=True (seeded, so the clone draws the same)
+    Case("random_flip_training", lambda: L.RandomFlip(seed=3), (4, 3, 4, 2), 0, training=True),
+    Case("random_flip_inference", lambda: L.RandomFlip("horizontal", seed=3), (2, 3, 4, 2), 0),
+    Case(
+        "random_rotation_training",
+        lambda: L.RandomRotation(0.3, seed=1),
+        (2, 4, 5, 2),
+        0,
+        training=True,
+    ),
+    Case(
+        "random_rotation_constant_nearest",
+        lambda: L.RandomRotation(
+            (-0.5, 0.2), fill_mode="constant", interpolation="nearest", fill_value=0.5, seed=2
+        ),
+        (2, 4, 4, 1),
+        0,
+        training=True,
+    ),
+    Case(
+        "random_translation_training",
+        lambda: L.RandomTranslation(0.3, (-0.2, 0.4), fill_mode="wrap", seed=4),
+        (2, 5, 4, 2),
+        0,
+        training=True,
+    ),
+    Case(
+        "random_zoom_training",
+        lambda: L.RandomZoom(0.4, fill_mode="nearest", seed=5),
+        (2, 4, 5, 1),
+        0,
+        training=True,
+    ),
+    Case("random_zoom_inference", lambda: L.RandomZoom((-0.3, 0.2), 0.5), (2, 4, 5, 1), 0),
+    Case(
+        "random_crop_training", lambda: L.RandomCrop(3, 2, seed=6), (2, 5, 4, 2), 0, training=True
+    ),
+    Case("random_crop_inference", lambda: L.RandomCrop(3, 2, seed=6), (2, 5, 4, 2), 0),
+    Case(
+        "random_contrast_training",
+        lambda: L.RandomContrast(0.5, value_range=(-2, 2), seed=7),
+        (3, 3, 4, 2),
+        0,
+        training=True,
+    ),
+    Case(
+        "random_brightness_training",
+        lambda: L.RandomBrightness((-0.2, 0.1), value_range=(-1.5, 1.5), seed=8),
+        (3, 3, 3, 2),
+        0,
         training=True,
     ),
 ]
@@ -235,6 +493,8 @@ def random_weights(layer, rng) -> list[np.ndarray]:
     for name, w in zip(layer.weight_names, layer.weights, strict=True):
         new = rng.normal(size=w.shape)
         if name.endswith("moving_variance"):
+            new = np.abs(new) + 0.5
+        if name == "variance":  # Normalization
             new = np.abs(new) + 0.5
         out.append(new.astype(np.float32))
     return out

@@ -1,5 +1,6 @@
 """Losses: fused softmax cross-entropy, cross-entropy of probabilities, binary cross-entropy (logits
-and probabilities) and mean squared error: values, reference loops, PyTorch oracle, gradients."""
+and probabilities), mean squared error, Huber, KL divergence and focal cross-entropy: values,
+reference loops, PyTorch oracle, gradients."""
 
 import math
 
@@ -10,6 +11,7 @@ import torch.nn.functional as F
 from ops_helpers import TOL, assert_close, assert_unmodified, check_grads, from_torch
 
 from slidenet import ops
+from slidenet.ops import losses as L
 from slidenet.ops import reference
 from torch_oracle import ORACLE_DTYPE, leaf
 
@@ -257,3 +259,134 @@ def test_dtype_preserved_and_inputs_untouched(fn, make_pred, make_targets, dtype
     assert isinstance(loss, float) and math.isfinite(loss)
     assert grad.dtype == dtype and grad.shape == pred.shape
     assert not np.shares_memory(grad, pred)
+
+
+# ------------------------------------------ Huber, KL divergence, focal cross-entropy (Keras 3)
+
+
+def test_huber_by_hand():
+    # errors 0.5 (quadratic: 0.125), -3 (linear: 3 - 0.5 = 2.5); delta = 1
+    loss, grad = L.huber(np.array([[0.5, -3.0]]), np.zeros((1, 2)))
+    assert loss == pytest.approx((0.125 + 2.5) / 2, rel=1e-15)
+    np.testing.assert_array_equal(grad, [[0.25, -0.5]])  # e / size, delta sign(e) / size
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("delta", [0.3, 1.0, 2.5])
+def test_huber_matches_torch(delta, dtype, rng):
+    pred = (rng.standard_normal((5, 3)) * 2).astype(dtype)
+    t = rng.standard_normal((5, 3))
+    loss, grad = L.huber(pred, t, delta)
+    oracle = _torch_loss_and_grad(
+        lambda p: F.huber_loss(p, leaf(t.astype(dtype), grad=False), delta=delta), pred
+    )
+    _check(loss, grad, oracle, "huber", dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_kl_divergence_matches_torch(dtype, rng):
+    probs, t = _probs(rng, dtype=dtype), _soft_targets(rng)
+    loss, grad = L.kl_divergence(probs, t)
+    oracle = _torch_loss_and_grad(
+        lambda p: F.kl_div(torch.log(p), leaf(t.astype(dtype), grad=False), reduction="batchmean"),
+        probs,
+    )
+    _check(loss, grad, oracle, "kl_divergence", dtype)
+
+
+def test_kl_divergence_of_equal_distributions_is_zero_and_clips_like_keras(rng):
+    t = _soft_targets(rng)
+    assert L.kl_divergence(t, t)[0] == pytest.approx(0.0, abs=1e-15)
+    # a target of 0 counts as 1e-7, a prediction of 0 as 1e-7 (no gradient through the clip)
+    loss, grad = L.kl_divergence(np.array([[0.0, 1.0]]), np.array([[0.5, 0.5]]))
+    want = 0.5 * math.log(0.5 / 1e-7) + 0.5 * math.log(0.5)
+    assert loss == pytest.approx(want, rel=1e-12)
+    np.testing.assert_allclose(grad, [[0.0, -0.5]])
+
+
+def _focal_by_hand(probs, t, alpha, gamma):
+    """The definition, row by row, with Keras' normalisation and clipping."""
+    total = 0.0
+    for row_p, row_t in zip(probs, t, strict=True):
+        q = np.clip(row_p / row_p.sum(), 1e-7, 1 - 1e-7)
+        terms = zip(q, row_t, strict=True)
+        total += sum(-alpha * (1 - qk) ** gamma * tk * math.log(qk) for qk, tk in terms)
+    return total / len(probs)
+
+
+@pytest.mark.parametrize(("alpha", "gamma"), [(0.25, 2.0), (1.0, 0.0), (0.5, 0.5), (0.7, 3.0)])
+@pytest.mark.parametrize("targets", ["onehot", "soft"])
+def test_focal_crossentropy_values_and_gradcheck(alpha, gamma, targets, rng):
+    probs = _probs(rng) * rng.uniform(0.5, 2.0, (5, 1))  # rows not summing to 1: normalised
+    t = _targets(targets, rng)
+    fn = lambda p, t: L.categorical_focal_crossentropy(p, t, alpha, gamma)  # noqa: E731
+    loss, _ = fn(probs, t)
+    assert loss == pytest.approx(_focal_by_hand(probs, t, alpha, gamma), rel=1e-12)
+    _gradcheck(fn, probs, t, "categorical_focal_crossentropy")
+
+
+@pytest.mark.parametrize(("alpha", "gamma"), [(0.25, 2.0), (1.0, 0.0), (0.5, 0.5), (0.7, 3.0)])
+@pytest.mark.parametrize("targets", ["onehot", "soft"])
+def test_softmax_focal_crossentropy_gradcheck_and_agreement(alpha, gamma, targets, rng):
+    logits, t = _logits(rng), _targets(targets, rng)
+    fn = lambda z, t: L.softmax_focal_crossentropy(z, t, alpha, gamma)  # noqa: E731
+    _gradcheck(fn, logits, t, "softmax_focal_crossentropy")
+    # the same value as the probability form on softmax(logits) (no clipping at these values)
+    assert fn(logits, t)[0] == pytest.approx(
+        L.categorical_focal_crossentropy(ops.softmax(logits), t, alpha, gamma)[0], rel=1e-12
+    )
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_focal_with_gamma_0_alpha_1_is_cross_entropy_matching_torch(dtype, rng):
+    logits, labels = _logits(rng, dtype=dtype), _labels(rng)
+    loss, dz = L.softmax_focal_crossentropy(logits, _onehot(labels, 4, dtype), 1.0, 0.0)
+    oracle = _torch_loss_and_grad(F.cross_entropy, logits, leaf(labels))
+    _check(loss, dz, oracle, "softmax_focal_crossentropy", dtype)
+
+
+def test_softmax_focal_is_stable_for_extreme_logits():
+    logits = np.array([[1000.0, 0.0, -1000.0], [-1000.0, 1000.0, 0.0]])
+    for label in range(3):
+        t = _onehot(np.array([label, label]), 3)
+        for gamma in (0.0, 0.5, 2.0):
+            loss, dz = L.softmax_focal_crossentropy(logits, t, 0.25, gamma)
+            assert math.isfinite(loss) and np.isfinite(dz).all(), (label, gamma)
+            loss32, dz32 = L.softmax_focal_crossentropy(logits.astype(np.float32), t, 0.25, gamma)
+            assert math.isfinite(loss32) and np.isfinite(dz32).all()
+    # a confident right answer costs nothing; a confident wrong one alpha * 2000 / 2 per row
+    loss, dz = L.softmax_focal_crossentropy(logits, _onehot(np.array([0, 1]), 3), 0.25, 2.0)
+    assert loss == 0.0 and np.all(dz == 0)
+    loss, _ = L.softmax_focal_crossentropy(logits, _onehot(np.array([2, 0]), 3), 0.25, 2.0)
+    assert loss == pytest.approx(0.25 * (2000 + 2000) / 2)
+
+
+def test_smooth_labels():
+    t = L.smooth_labels(np.array([0, 2]), 4, 0.2, np.float32)
+    np.testing.assert_allclose(t, [[0.85, 0.05, 0.05, 0.05], [0.05, 0.05, 0.85, 0.05]], rtol=1e-6)
+    assert t.dtype == np.float32
+    np.testing.assert_array_equal(L.smooth_labels(np.eye(3)[[1]], 3, 0.0, np.float64), [[0, 1, 0]])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    ("fn", "make_pred", "make_targets"),
+    [
+        (L.huber, _logits, lambda rng: rng.standard_normal((5, 4))),
+        (L.kl_divergence, _probs, lambda rng: _soft_targets(rng)),
+        (L.categorical_focal_crossentropy, _probs, lambda rng: _onehot(_labels(rng), 4)),
+        (L.softmax_focal_crossentropy, _logits, lambda rng: _onehot(_labels(rng), 4)),
+    ],
+    ids=["huber", "kld", "focal", "softmax-focal"],
+)
+def test_new_losses_keep_dtype_and_inputs(fn, make_pred, make_targets, dtype, rng):
+    pred, targets = make_pred(rng).astype(dtype), make_targets(rng)
+    loss, grad = assert_unmodified(fn, pred, targets)
+    assert isinstance(loss, float) and math.isfinite(loss)
+    assert grad.dtype == dtype and grad.shape == pred.shape
+
+
+def test_huber_and_kl_gradchecks(rng):
+    pred = rng.standard_normal((4, 3)) * 2
+    _gradcheck(L.huber, pred, np.round(pred) + 0.37, "huber")  # errors away from +-delta
+    _gradcheck(L.kl_divergence, _probs(rng), _soft_targets(rng), "kl_divergence")

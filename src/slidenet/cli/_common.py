@@ -211,16 +211,16 @@ def build_model(spec, input_shape=None, classes=None):
     return name, model
 
 
-OPTIMIZERS = ("adam", "sgd", "rmsprop")
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "nadam", "adamax", "adagrad", "adadelta", "lion")
 
 
 def compile_classifier(model, optimizer=None, lr=None) -> None:
     """Compile for integer class labels: sparse cross-entropy (binary for one output), accuracy."""
     from slidenet import optimizers
 
-    cls = {"adam": optimizers.Adam, "sgd": optimizers.SGD, "rmsprop": optimizers.RMSprop}
-    cls = cls[optimizer or "adam"]
-    opt = cls() if lr is None else cls(learning_rate=lr)
+    opt = optimizers.get(optimizer or "adam")
+    if lr is not None:
+        opt = type(opt)(**{**opt.get_config(), "learning_rate": lr})
     binary = model.output_shape[-1] == 1
     loss = "binary_crossentropy" if binary else "sparse_categorical_crossentropy"
     model.compile(optimizer=opt, loss=loss, metrics=["accuracy"])

@@ -343,7 +343,7 @@ def explain_model(model) -> str:
             lines += [f"   from: {f}" for f in froms]
         if isinstance(layer, Conv2D):
             k = layer.kernel_size
-            D, K = layer._in[-1], layer.filters
+            D, K = layer._in[-1] // layer.groups, layer.filters
             ks = "*".join(map(str, k))
             bias = " + 1" if layer.use_bias else ""
             lines.append(

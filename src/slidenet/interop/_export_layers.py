@@ -127,7 +127,7 @@ def _conv(g: Graph, layer, name: str, x: Value, activate: bool = True) -> Value:
     kernel = _f32(layer.kernel)
     rank = kernel.ndim - 2
     w = kernel.transpose(rank + 1, rank, *range(rank))  # (F.., D, K) -> (K, D, F..)
-    pads = layer.pads if rank == 2 else (layer.pads,)
+    pads = layer.pads if rank != 1 else (layer.pads,)
     inputs = [x.name, g.const(f"{name}/kernel", w)]
     if layer.use_bias:
         inputs.append(g.const(f"{name}/bias", _f32(layer.bias)))
@@ -139,6 +139,7 @@ def _conv(g: Graph, layer, name: str, x: Value, activate: bool = True) -> Value:
         strides=list(layer.strides),
         dilations=list(layer.dilation_rate),
         pads=_flat_pads(pads),
+        **({"group": layer.groups} if getattr(layer, "groups", 1) != 1 else {}),
     )
     y = Value(y, x.rank, "first")
     return _activation(g, layer, name, y) if activate else y

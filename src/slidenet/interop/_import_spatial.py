@@ -54,8 +54,9 @@ def conv(imp, node, state) -> None:
     b = imp.const(node, 2, optional=True)
     a = imp.attrs(node)
     axes = w.ndim - 2
-    if a.get("group", 1) != 1:
-        raise imp.fail(node, f"group={a['group']} (grouped/depthwise convolution) has no layer.")
+    groups = int(a.get("group", 1))
+    if groups != 1 and axes != 2:
+        raise imp.fail(node, f"group={groups} on a 1D convolution has no layer.")
     if axes not in (1, 2) or state["rank"] != axes + 2:
         raise imp.fail(node, f"a {axes}D convolution on a rank-{state['rank']} tensor.")
     need_layout(imp, node, state, ("first",), "Conv")
@@ -78,6 +79,7 @@ def conv(imp, node, state) -> None:
             dilation_rate=dilations,
             use_bias=b is not None,
             name=imp.layer_name(node),
+            **({"groups": groups} if groups != 1 else {}),
         )
 
     kernel_nhwc = w.transpose(*range(2, w.ndim), 1, 0)  # (K, D, F..) -> (F.., D, K)

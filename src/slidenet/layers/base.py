@@ -24,6 +24,7 @@ from slidenet.ops.activations import BACKWARD, FORWARD
 
 _name_counts: dict[str, int] = defaultdict(int)
 _MISSING = object()
+_PENALTY_SUFFIXES = ("_regularizer", "_constraint")
 # attributes that describe the layer, not one call of it (never restored by backward_with_cache)
 _NOT_STATE = frozenset(
     {"grads", "built", "_in", "_out", "weight_names", "_own_weights", "_inbound_nodes"}
@@ -122,7 +123,10 @@ def _checked_backward(backward):
                 f"numbers, got {fmt_shape(dy.shape)} of dtype {dy.dtype}."
             )
         if self._batch == 0:  # an empty batch: nothing flowed forward, nothing flows back
-            self.grads = [None if "moving_" in n else np.zeros_like(w) for n, w in self._named()]
+            mask = self.trained_mask() if self.trainable else [True] * len(self.weight_names)
+            self.grads = [
+                np.zeros_like(w) if t else None for t, w in zip(mask, self.weights, strict=True)
+            ]
             return np.zeros((0, *self._in), dy.dtype)
         return backward(self, dy, *args, **kwargs)
 
@@ -154,6 +158,8 @@ class Layer:
     """
 
     weight_names: tuple[str, ...] = ()
+    #: weights kept in model files but never trained (as BatchNormalization's ``moving_*``)
+    untrained_weights: tuple[str, ...] = ()
     #: attributes holding buffers reused from step to step (see forward_with_cache)
     step_buffers: tuple[str, ...] = ()
 
@@ -172,10 +178,12 @@ class Layer:
         if "input_dim" in kwargs:
             input_shape = (kwargs.pop("input_dim"),)
         kwargs.pop("batch_input_shape", None)
+        penalties = {k: kwargs.pop(k) for k in list(kwargs) if k.endswith(_PENALTY_SUFFIXES)}
         if kwargs:
             bad = ", ".join(sorted(kwargs))
             raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s): {bad}.")
         self.name = name or unique_name(_snake(type(self).__name__))
+        self._set_penalties(penalties)
         self.input_shape_arg = None
         if input_shape is not None:
             self.input_shape_arg = example_shape(input_shape, f"{self.label}: input_shape")
@@ -526,6 +534,12 @@ class Layer:
         config = {"name": self.name, "dtype": self.dtype.name, "trainable": self.trainable}
         if self.input_shape_arg is not None:
             config["input_shape"] = list(self.input_shape_arg)
+        from slidenet import constraints, regularizers
+
+        for prefix, reg in self.regularizers.items():
+            config[f"{prefix}_regularizer"] = regularizers.serialize(reg)
+        for prefix, con in self.constraints.items():
+            config[f"{prefix}_constraint"] = constraints.serialize(con)
         return config
 
     @classmethod
@@ -535,6 +549,61 @@ class Layer:
             if key in config:
                 config[key] = initializers.deserialize(config[key])
         return cls(**config)
+
+    def trained_mask(self) -> list[bool]:
+        """Which of ``weights`` the optimizer updates: not statistics such as batch norm's
+        ``moving_*`` or Normalization's ``mean``/``variance`` (``untrained_weights``); nothing
+        of a layer with ``trainable=False``."""
+        if not self.trainable:
+            return [False] * len(self.weights)
+        if self._is_composite() and not self._own_weights:
+            return [t for layer in self._sublayers() for t in layer.trained_mask()]
+        return [
+            not (n.rpartition("/")[2].startswith("moving_") or n in self.untrained_weights)
+            for n in self.weight_names
+        ]
+
+    # ----- regularizers and constraints ----------------------------------------------------
+    def _set_penalties(self, given: dict) -> None:
+        """``kernel_regularizer=...``, ``bias_constraint=...`` & co. (any weight prefix)."""
+        from slidenet import constraints, regularizers
+
+        self.regularizers, self.constraints = {}, {}
+        for key, value in given.items():
+            if key == "activity_regularizer":
+                if value is not None:
+                    raise ValueError(
+                        f"{self.label}: activity_regularizer is not supported; regularize the "
+                        "weights (kernel_regularizer=...) instead."
+                    )
+                continue
+            prefix, _, kind = key.rpartition("_")
+            if kind == "regularizer" and value is not None:
+                self.regularizers[prefix] = regularizers.get(value)
+            elif kind == "constraint" and value is not None:
+                self.constraints[prefix] = constraints.get(value)
+
+    def _weight_named(self, prefix: str):
+        names = list(self.weight_names)
+        for name in (prefix, f"{prefix}_kernel"):
+            if name in names:
+                return self.weights[names.index(name)]
+        raise ValueError(
+            f"{self.label} was given {prefix}_regularizer/{prefix}_constraint but has no weight "
+            f"'{prefix}'; its weights are {', '.join(names) or 'none'}."
+        )
+
+    def regularized_weights(self) -> list[tuple[np.ndarray, object]]:
+        """(weight array, regularizer) pairs of this layer (built), for the training loop."""
+        if not self.built or not self.trainable:
+            return []
+        return [(self._weight_named(p), reg) for p, reg in self.regularizers.items()]
+
+    def constrained_weights(self) -> list[tuple[np.ndarray, object]]:
+        """(weight array, constraint) pairs: applied after every optimizer step."""
+        if not self.built:
+            return []
+        return [(self._weight_named(p), con) for p, con in self.constraints.items()]
 
     def __repr__(self) -> str:
         return f"<{self.label} output_shape={self.output_shape}>"

@@ -10,6 +10,7 @@ from slidenet import initializers
 from slidenet._validation import fmt_shape, int_tuple, positive_int
 from slidenet.layers.base import ActivationMixin, Layer
 from slidenet.ops import conv as conv_ops
+from slidenet.ops import depthwise as dw_ops
 from slidenet.ops.shapes import effective_size, resolve_padding
 from slidenet.ops.winograd import winograd_applies
 
@@ -29,7 +30,9 @@ class Conv2D(ActivationMixin, Layer):
     Args:
         filters: K. kernel_size: F or (Fh, Fw). strides: S or (sh, sw).
         padding: 'valid', 'same' (TensorFlow's rule), P, (Ph, Pw) or ((top, bottom), (left, right)).
-        dilation_rate: int or pair. activation: name or None. use_bias: add the bias.
+        dilation_rate: int or pair. groups: G, splitting the input channels and the filters into
+            G groups, filter group g seeing only input group g (kernel (Fh, Fw, D/G, K); Conv2D
+            only). activation: name or None. use_bias: add the bias.
         kernel_initializer, bias_initializer: names as in Keras.
         algorithm: 'auto' (chosen at build, see ``choose_algorithm``), 'im2col' or 'winograd';
             the chosen one is ``layer.algorithm`` and is logged to the 'slidenet' logger.
@@ -47,6 +50,7 @@ class Conv2D(ActivationMixin, Layer):
         strides=1,
         padding="valid",
         dilation_rate=1,
+        groups=1,
         activation=None,
         use_bias=True,
         kernel_initializer="glorot_uniform",
@@ -57,6 +61,11 @@ class Conv2D(ActivationMixin, Layer):
         super().__init__(**kwargs)
         who = self.label
         self.filters = positive_int(filters, f"{who}: filters")
+        self.groups = positive_int(groups, f"{who}: groups")
+        if self.groups > 1 and self.rank == 1:
+            raise ValueError(f"{who}: groups > 1 is supported by Conv2D only, got {groups}.")
+        if self.filters % self.groups:
+            dw_ops.check_groups(self.groups, self.groups, self.filters, who)
         self.kernel_size = int_tuple(kernel_size, self.rank, f"{who}: kernel_size")
         self.strides = int_tuple(strides, self.rank, f"{who}: strides")
         self.dilation_rate = int_tuple(dilation_rate, self.rank, f"{who}: dilation_rate")
@@ -104,7 +113,8 @@ class Conv2D(ActivationMixin, Layer):
     def build(self, input_shape):
         super().build(input_shape)
         self.pads = self._pads(input_shape)
-        shape = (*self.kernel_size, input_shape[-1], self.filters)
+        dw_ops.check_groups(self.groups, input_shape[-1], self.filters, self.label)
+        shape = (*self.kernel_size, input_shape[-1] // self.groups, self.filters)
         self.kernel = self.kernel_initializer(shape, self.dtype)
         if self.use_bias:
             self.bias = self.bias_initializer((self.filters,), self.dtype)
@@ -123,7 +133,11 @@ class Conv2D(ActivationMixin, Layer):
             conv_ops._check_algorithm(
                 "winograd", self.kernel_size, self.strides, self.dilation_rate, pads, self.label
             )
-        if self.algorithm_arg != "auto":
+        if self.groups > 1:
+            if self.algorithm_arg == "winograd":
+                raise ValueError(f"{self.label}: algorithm='winograd' does not take groups > 1.")
+            choice, why = "im2col", f"{self.groups} groups"
+        elif self.algorithm_arg != "auto":
             choice, why = self.algorithm_arg, "as asked"
         elif (
             fits
@@ -141,6 +155,17 @@ class Conv2D(ActivationMixin, Layer):
         (the model then applies a ReLU after the following max pool, which is equivalent)."""
         b = self.bias if self.use_bias else None
         algorithm = self.algorithm
+        if self.groups > 1:
+            z, self._cache = dw_ops.conv2d_grouped_forward(
+                x,
+                self.kernel,
+                b,
+                groups=self.groups,
+                stride=self.strides,
+                padding=self.pads,
+                dilation=self.dilation_rate,
+            )
+            return self._activate(z) if activate else z
         z, self._cache = self._forward_op(
             x,
             self.kernel,
@@ -168,7 +193,8 @@ class Conv2D(ActivationMixin, Layer):
     def backward(self, dy, from_logits=False, need_dx=True):
         """dy (N, Ho, Wo, K) -> dx (N, H, W, D), or None with need_dx=False (a first layer)."""
         dz = self._deactivate(dy, from_logits)
-        dx, dw, db = self._backward_op(dz, self._cache, need_dx)
+        backward = dw_ops.conv2d_grouped_backward if self.groups > 1 else self._backward_op
+        dx, dw, db = backward(dz, self._cache, need_dx)
         self.grads = [dw, db] if self.use_bias else [dw]
         return dx
 
@@ -188,6 +214,7 @@ class Conv2D(ActivationMixin, Layer):
             if isinstance(self.padding, str | int)
             else _to_list(self.padding),
             "dilation_rate": list(self.dilation_rate),
+            "groups": self.groups,
             "activation": self.activation,
             "use_bias": self.use_bias,
             "kernel_initializer": initializers.serialize(self.kernel_initializer),

@@ -168,32 +168,47 @@ def trace(inputs: list[KerasTensor], outputs: list[KerasTensor], who: str) -> li
     active: set[int] = set()
     used: set[int] = set()
 
-    def visit(tensor, path):
+    def enter(tensor, stack):
+        """The node to visit next for ``tensor`` (None: an input, or a node done already)."""
         if id(tensor) in given:
             used.add(id(tensor))
-            return
+            return None
         node = tensor.node
         if node is None or not node.inputs:
             made = "" if node is None else f" ({node.layer.label})"
+            path = " <- ".join(frame[0].layer.name for frame in stack) or "an output"
             raise ValueError(
                 f"{who}: graph disconnected: the outputs need {tensor!r}{made}, which is not "
-                f"among the model's inputs (reached via {' <- '.join(path) or 'an output'}). "
+                f"among the model's inputs (reached via {path}). "
                 "Pass every keras.Input the outputs use in Model(inputs=...), and do not mix "
                 "tensors of another model's graph."
             )
         if id(node) in done:
-            return
+            return None
         if id(node) in active:
             raise ValueError(f"{who}: the graph has a cycle through {node.layer.label}.")
         active.add(id(node))
-        for t in node.inputs:
-            visit(t, [*path, node.layer.name])
-        active.discard(id(node))
-        done.add(id(node))
-        order.append(node)
+        return node
 
+    # depth-first with an explicit stack of [node, next input]: deep graphs need no recursion
     for t in outputs:
-        visit(t, [])
+        stack: list[list] = []
+        node = enter(t, stack)
+        if node is not None:
+            stack.append([node, 0])
+        while stack:
+            frame = stack[-1]
+            node, i = frame
+            if i < len(node.inputs):
+                frame[1] += 1
+                child = enter(node.inputs[i], stack)
+                if child is not None:
+                    stack.append([child, 0])
+                continue
+            stack.pop()
+            active.discard(id(node))
+            done.add(id(node))
+            order.append(node)
     unused = [t for t in inputs if id(t) not in used]
     if unused:
         names = ", ".join(f"'{t.name}' {fmt_shape(t.shape)}" for t in unused)

@@ -45,7 +45,8 @@ def graph_summary_text(model, line_length=None) -> str:
     calls = _calls(model) if model._functional else {}
     total = trainable = 0
     for i, layer in enumerate(model.layers):
-        name = f"{layer.name} ({type(layer).__name__})"
+        kind_of = "Functional" if getattr(layer, "_functional", False) else type(layer).__name__
+        name = f"{layer.name} ({kind_of})"  # a nested graph model is "Functional", as in Keras
         if not layer.built:
             lines.append(row(name, "(unbuilt)", "?"))
             continue

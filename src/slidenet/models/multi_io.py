@@ -91,6 +91,13 @@ class MultiIOTraining(TrainingMixin):
                 metrics_mod.resolve(m, loss_obj.name, (2,))
         self.metric_fns = []
 
+    def _require_compiled(self, who):
+        # a subclassed model compiled with a list or dict of losses resolves them once built
+        if self.optimizer is None or getattr(self, "_compile_args", None) is None:
+            raise RuntimeError(
+                f"{who}: compile the model first, e.g. model.compile('adam', loss=...)."
+            )
+
     def _per_output(self, value, what, names) -> list:
         """One value per output from a single value, a list or a dict keyed by output name."""
         if isinstance(value, dict):
@@ -112,12 +119,14 @@ class MultiIOTraining(TrainingMixin):
 
     def _resolve_metrics(self):
         shapes = self._output_shapes()
-        self.metric_fns = [
-            [metrics_mod.resolve(m, loss.name, shape) for m in ms]
-            for loss, ms, shape in zip(
-                self.losses_per_output, self._metrics_per_output, shapes, strict=True
-            )
-        ]
+        self.metric_fns = metrics_mod.distinct(  # a Metric object listed twice: a copy each
+            [
+                [metrics_mod.resolve(m, loss.name, shape) for m in ms]
+                for loss, ms, shape in zip(
+                    self.losses_per_output, self._metrics_per_output, shapes, strict=True
+                )
+            ]
+        )
 
     # ----- data ------------------------------------------------------------------------------
     def _split_inputs(self, x, who, cast=True, lazy=False) -> list:
@@ -213,6 +222,9 @@ class MultiIOTraining(TrainingMixin):
                     + f"; model '{self.name}' has outputs {names}."
                 )
             return [y[k] for k in names]
+        if len(names) == 1 and isinstance(y, list | tuple) and len(y) == 1:
+            if isinstance(y[0], np.ndarray):  # [y] for a model with one output, as in Keras
+                return [y[0]]
         if len(names) > 1:
             if not isinstance(y, list | tuple) or len(y) != len(names):
                 got = f"a list of {len(y)}" if isinstance(y, list | tuple) else "one array"
@@ -252,6 +264,8 @@ class MultiIOTraining(TrainingMixin):
 
     # ----- one batch -------------------------------------------------------------------------
     def _forward(self, x, training):
+        if isinstance(x, Arrays):  # train_on_batch / test_on_batch: the checked inputs whole
+            x = [np.asarray(a, dtype=self.dtype) for a in x.arrays]
         xs = x if isinstance(x, list) else [x]
         with (
             np.errstate(over="ignore", invalid="ignore", divide="ignore")
@@ -263,7 +277,7 @@ class MultiIOTraining(TrainingMixin):
             else:
                 with tape.recording(tape.Tape()) as recorded:
                     y = self._run_call(xs if self._input_struct == "list" else xs[0], training)
-                outs = list(y) if isinstance(y, list | tuple) else [y]
+                outs = tape.as_outputs(y)
                 self._last_states = {"tape": recorded, "xs": xs, "outs": outs}
         if not training:
             for name, out in zip(self.output_names, outs, strict=True):
@@ -346,18 +360,18 @@ class MultiIOTraining(TrainingMixin):
             self._resolve_metrics()
         fns = self.metric_fns or [[] for _ in outs]
         if len(outs) == 1:
-            return {name: fn(ys[0], outs[0]) for name, fn in fns[0]}
+            return {name: metrics_mod.batch_value(fn, ys[0], outs[0]) for name, fn in fns[0]}
         logs = {}
         for i, (name, o, t) in enumerate(zip(self.output_names, outs, ys, strict=True)):
             part = getattr(self, "_output_losses", None)
             if part is not None:
                 logs[f"{name}_loss"] = part[i]
             for metric, fn in fns[i]:
-                logs[f"{name}_{metric}"] = fn(t, o)
+                logs[f"{name}_{metric}"] = metrics_mod.batch_value(fn, t, o)
         return logs
 
     def _result(self, loss, metrics):
-        return [loss, *metrics.values()] if metrics else loss
+        return [loss, *map(metrics_mod.log_value, metrics.values())] if metrics else loss
 
     def _largest_fast_chunk(self) -> int:
         from slidenet.models.training import PREDICT_CHUNK_BYTES
@@ -370,13 +384,25 @@ class MultiIOTraining(TrainingMixin):
         per_example = max(sizes, default=1) * self.dtype.itemsize
         return max(16, PREDICT_CHUNK_BYTES // max(per_example, 1))
 
-    def predict(self, x, batch_size=32, verbose=0):
+    def predict_on_batch(self, x):
+        """Outputs for one batch in inference mode (a dict for dict outputs, as predict)."""
+        out = super().predict_on_batch(x)
+        if getattr(self, "_output_struct", "single") == "dict":
+            return dict(zip(self.output_names, out, strict=True))
+        return out
+
+    def predict(self, x, batch_size=32, verbose=0, steps=None):
         """Outputs for x in inference mode (a list of arrays for several outputs, a dict when
         the model's outputs were given as a dict), computed in chunks of ``batch_size``."""
+        from slidenet.models import data_adapter
+
+        if data_adapter.is_batch_data(x):
+            return data_adapter.predict_batches(self, x, steps)
         from slidenet.models.training import _check_batch_size
 
-        batch_size = min(_check_batch_size(batch_size, "predict"), self._largest_fast_chunk())
-        x = self._prepare_x(x, "predict", lazy=True, empty_ok=True)
+        batch_size = _check_batch_size(batch_size, "predict")
+        x = self._prepare_x(x, "predict", lazy=True, empty_ok=True)  # builds a subclass
+        batch_size = min(batch_size, self._largest_fast_chunk())
         chunks = []
         for start in range(0, max(len(x), 1), batch_size):
             out = self._forward(self._batch(x, slice(start, start + batch_size)), training=False)

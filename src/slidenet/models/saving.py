@@ -358,6 +358,8 @@ def _check_hyperparameters(optimizer, path) -> None:
         bad = isinstance(value, float) and not math.isfinite(value)
         if key in _HYPER_RANGES:
             low, high, closed = _HYPER_RANGES[key]
+            if key == "beta_1" and type(optimizer).__name__ == "Lion":
+                closed = True  # Lion's beta_1 = 1 is allowed (Keras)
             bad = bad or not (low <= value < high or (closed and value == high))
         elif key == "epsilon":
             bad = bad or not value > 0
@@ -389,8 +391,8 @@ def _check_size(layer, shape, path) -> None:
 
 
 def _trainable_mask(layer):
-    """Which of a layer's weights the optimizer updates (BatchNorm's moving statistics are not)."""
-    return [
-        layer.trainable and not n.rpartition("/")[2].startswith("moving_")  # 'bn1/moving_mean'
-        for n in layer.weight_names
-    ]
+    """Which of a layer's weights the optimizer updates (not batch norm's moving statistics)."""
+    mask = getattr(layer, "trained_mask", None)
+    if mask is not None:
+        return mask()
+    return [layer.trainable] * len(layer.weights)  # a nested Sequential

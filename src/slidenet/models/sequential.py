@@ -308,6 +308,10 @@ class Sequential(TrainingMixin):
     def _sublayers(self):
         return list(self.layers)
 
+    def trained_mask(self) -> list[bool]:
+        """Which of ``weights`` the optimizer updates (see Layer.trained_mask)."""
+        return [t for layer in self.layers for t in layer.trained_mask()]
+
     @classmethod
     def from_config(cls, config: dict):
         """A Sequential from get_config's dict (layers rebuilt from their configs)."""

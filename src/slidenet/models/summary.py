@@ -64,7 +64,7 @@ def layer_details(layer, field, jump):
     for o in ho:
         positions *= o
     if isinstance(layer, Conv2D):
-        madds = positions * layer.filters * per_position * layer._in[-1]
+        madds = positions * layer.filters * per_position * layer._in[-1] // layer.groups
         work = f"{human_count(madds)} mult-adds"
     else:
         work = f"{human_count(positions * layer._in[-1] * per_position)} window reads"
@@ -104,13 +104,9 @@ def _residual_details(block, field, jump):
 
 def _trainable_count(layer) -> int:
     """Parameters the optimizer trains (not batch norm's moving statistics)."""
-    if not layer.trainable:
-        return 0
-    return sum(
-        w.size
-        for w, name in zip(layer.weights, layer.weight_names, strict=True)
-        if not name.rpartition("/")[2].startswith("moving_")
-    )
+    from slidenet.models.saving import _trainable_mask
+
+    return sum(w.size for w, t in zip(layer.weights, _trainable_mask(layer), strict=True) if t)
 
 
 def summary_text(model, line_length=None) -> str:

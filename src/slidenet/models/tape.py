@@ -175,5 +175,12 @@ def replay(tape: Tape, inputs, outputs, douts, who: str, from_logits=frozenset()
     return [grads.get(id(x)) for x in inputs]
 
 
+def as_outputs(y) -> list:
+    """What a call() returned as a list of arrays: one, a list / tuple, or a dict's values."""
+    if isinstance(y, dict):
+        return list(y.values())
+    return list(y) if isinstance(y, list | tuple) else [y]
+
+
 def _as_list(v) -> list:
     return list(v) if isinstance(v, list | tuple) else [v]

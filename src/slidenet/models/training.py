@@ -14,6 +14,7 @@ from slidenet import metrics as metrics_mod
 from slidenet import optimizers as optimizers_mod
 from slidenet._validation import as_array, as_float_array, fmt_shape
 from slidenet.callbacks import CallbackList, History, ProgressBar
+from slidenet.models import data_adapter as batch_data
 from slidenet.models.saving import file_history
 from slidenet.utils.random import spawn_generator
 
@@ -135,11 +136,38 @@ class TrainingMixin:
             for w, g in zip(layer.weights, layer.grads, strict=True)
             if g is not None
         ]
+        if len({id(w) for w, _ in pairs}) < len(pairs):  # a layer in a nested model and outside
+            pairs = _merge_shared(pairs)
+        penalties = {id(w): (w, reg) for w, reg in self._penalized("regularized_weights")}
+        if penalties:  # regularizers: their penalty joins the loss, their gradient the weight's
+            loss += sum(reg(w) for w, reg in penalties.values())
+            pairs = [
+                (w, g + penalties[id(w)][1].gradient(w) if id(w) in penalties else g)
+                for w, g in pairs
+            ]
         self.optimizer.apply([w for w, _ in pairs], [g for _, g in pairs])
+        for w, constraint in self._penalized("constrained_weights"):
+            w[...] = constraint(w)
         return loss, out
 
+    def _penalized(self, which) -> list:
+        """(weight, regularizer or constraint) pairs of every layer, nested ones included."""
+        found, seen, stack = [], set(), list(self.layers)
+        while stack:
+            layer = stack.pop()
+            if id(layer) in seen:
+                continue
+            seen.add(id(layer))
+            found += getattr(layer, which, lambda: [])()
+            stack += getattr(layer, "_sublayers", lambda: [])()
+        return found
+
+    def regularization_loss(self) -> float:
+        """The sum of every regularizer's penalty on the current weights (Keras' model.losses)."""
+        return float(sum(reg(w) for w, reg in self._penalized("regularized_weights")))
+
     def _metric_values(self, y, out):
-        return {name: fn(y, out) for name, fn in self.metric_fns}
+        return {name: metrics_mod.batch_value(fn, y, out) for name, fn in self.metric_fns}
 
     def train_on_batch(self, x, y):
         """One optimizer step on (x, y); returns the loss, or [loss, *metrics] with metrics."""
@@ -165,7 +193,7 @@ class TrainingMixin:
         return self._forward(self._prepare_x(x, "predict_on_batch", empty_ok=True), training=False)
 
     def _result(self, loss, metrics):
-        return [loss, *metrics.values()] if metrics else loss
+        return [loss, *map(metrics_mod.log_value, metrics.values())] if metrics else loss
 
     # ----- many batches ----------------------------------------------------------------------
     def fit(
@@ -180,6 +208,8 @@ class TrainingMixin:
         validation_data=None,
         shuffle=True,
         initial_epoch=0,
+        steps_per_epoch=None,
+        validation_steps=None,
     ):
         """Train for ``epochs`` epochs (counted from ``initial_epoch``); returns a History.
 
@@ -192,11 +222,29 @@ class TrainingMixin:
             validation_split: fraction of the data, taken from the end before shuffling, kept
                 out of training and evaluated after each epoch (val_loss, val_accuracy).
             validation_data: (x_val, y_val) instead of a split.
+
+        x may instead be batch data, an iterable of (x, y) batches (a generator, or
+        ``utils.image_dataset_from_directory``'s result; see :mod:`slidenet.models.data_adapter`),
+        with y=None; then batch_size, shuffle and validation_split do not apply, and
+        ``steps_per_epoch`` sets the batches per epoch (default: a full pass; needed for a
+        generator over several epochs). ``validation_data`` may be batch data too, with
+        ``validation_steps``.
         """
         self._require_compiled("fit")
         batch_size = _check_batch_size(batch_size, "fit")
         if not 0 <= validation_split < 1:
             raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split}.")
+        runs = max(epochs - initial_epoch, 1)
+        if batch_data.is_batch_data(x):
+            return batch_data.fit_batch_data(
+                self, x, y, batch_size, epochs, verbose, callbacks, validation_split,
+                validation_data, initial_epoch, steps_per_epoch, validation_steps,
+            )  # fmt: skip
+        if steps_per_epoch is not None:
+            raise ValueError(
+                "fit: steps_per_epoch applies to data given as batches (a dataset or generator); "
+                "with arrays, batch_size sets the steps."
+            )
         x, y = self._prepare_xy(x, y, "fit", lazy=True)
         if validation_data is None and validation_split:
             n_val = int(len(x) * validation_split)
@@ -207,57 +255,83 @@ class TrainingMixin:
                 )
             validation_data = (x[-n_val:], y[-n_val:])
             x, y = x[:-n_val], y[:-n_val]
-        if validation_data is not None:
-            if not isinstance(validation_data, tuple | list) or len(validation_data) != 2:
-                raise ValueError("fit: validation_data must be a tuple (x_val, y_val).")
-            x_val, y_val = self._prepare_xy(*validation_data, "fit (validation_data)", lazy=True)
+        validate = batch_data.validator(self, validation_data, validation_steps, batch_size, runs)
         if self._rng is None:
             self._rng = spawn_generator()
+        return self._fit_loop(
+            lambda: self._array_batches(x, y, batch_size, shuffle),
+            math.ceil(len(x) / batch_size),
+            None,
+            validate,
+            epochs,
+            initial_epoch,
+            callbacks,
+            ProgressBar(verbose, epochs, batch_size, len(x)) if verbose else None,
+        )
+
+    def _array_batches(self, x, y, batch_size, shuffle):
+        """One epoch of (x, y) batches of arrays, in a new order each epoch with shuffle."""
         n = len(x)
-        steps = math.ceil(n / batch_size)
+        order = self._rng.permutation(n) if shuffle else np.arange(n)
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            if shuffle:
+                yield self._batch(x, idx), y[idx]
+            else:
+                part = slice(idx[0], idx[-1] + 1)
+                yield self._batch(x, part), y[part]
+
+    def _fit_loop(
+        self, epoch_batches, steps, stream, validate, epochs, initial_epoch, callbacks, bar
+    ):
+        """fit's loop over epochs and batches: ``epoch_batches()`` yields one epoch's (x, y),
+        ``steps`` of them when known; ``stream`` is the BatchStream of batch data (else None)."""
         # the file keeps every epoch's logs: those of the run this one continues, then these
         self._prior_history = (
             {k: v[:initial_epoch] for k, v in file_history(self).items()} if initial_epoch else {}
         )
         self.history = History()
-        cbs = [self.history, *(callbacks or [])]
-        if verbose:
-            cbs.append(ProgressBar(verbose, epochs, batch_size, n))
+        cbs = [self.history, *(callbacks or []), *([bar] if bar is not None else [])]
         cb = CallbackList(cbs, self)
         self.stop_training = False
         cb.on_train_begin()
+        # BackupAndRestore may have restored a later epoch in on_train_begin (as in Keras)
+        initial_epoch = getattr(self, "_initial_epoch", None) or initial_epoch
+        self._initial_epoch = None
         try:
             for epoch in range(initial_epoch, epochs):
                 cb.on_epoch_begin(epoch)
-                order = self._rng.permutation(n) if shuffle else np.arange(n)
-                totals = {}
-                for batch in range(steps):
-                    idx = order[batch * batch_size : (batch + 1) * batch_size]
-                    if shuffle:
-                        xb, yb = self._batch(x, idx), y[idx]
-                    else:
-                        part = slice(idx[0], idx[-1] + 1)
-                        xb, yb = self._batch(x, part), y[part]
+                totals, stopped_at_nan = {}, False
+                for batch, (xb, yb) in enumerate(epoch_batches()):
                     cb.on_train_batch_begin(batch)
                     loss, out = self._train_step(xb, yb)
                     if not math.isfinite(loss):
+                        cb.on_train_batch_end(batch, {**_means(totals), "loss": loss})
+                        if self.stop_training:  # TerminateOnNaN: weights from before the batch
+                            stopped_at_nan = True
+                            break
                         cb.on_train_end()
                         raise FloatingPointError(
-                            f"fit: loss became {loss} at epoch {epoch + 1}, batch {batch + 1} of "
-                            f"{steps}; training stopped and the weights are those from before that "
-                            "batch. Lower the learning rate or check the inputs are scaled "
-                            "(e.g. x / 255)."
+                            f"fit: loss became {loss} at epoch {epoch + 1}, batch {batch + 1}"
+                            f"{f' of {steps}' if steps else ''}; training stopped and the weights "
+                            "are those from before that batch. Lower the learning rate or check "
+                            "the inputs are scaled (e.g. x / 255)."
                         )
-                    _accumulate(totals, {"loss": loss, **self._metric_values(yb, out)}, len(xb))
+                    _accumulate(totals, {"loss": loss, **self._metric_values(yb, out)}, len(yb))
                     cb.on_train_batch_end(batch, _means(totals))
+                if stopped_at_nan:
+                    break  # no epoch end for the epoch that stopped at a non-finite loss
+                if not totals:  # batch data that ran out (with a warning) or yielded nothing
+                    if stream.ran_out:
+                        break
+                    raise ValueError(f"fit: x yielded no batches in epoch {epoch + 1}.")
                 logs = _means(totals)
-                if validation_data is not None:
-                    val = self._evaluate_arrays(x_val, y_val, batch_size)
-                    logs.update({f"val_{k}": v for k, v in val.items()})
+                if validate is not None:
+                    logs.update({f"val_{k}": v for k, v in validate().items()})
                 logs["learning_rate"] = self.optimizer.learning_rate
                 self.epoch = epoch + 1
                 cb.on_epoch_end(epoch, logs)
-                if self.stop_training:
+                if self.stop_training or (stream is not None and stream.exhausted):
                     break
         except BaseException:  # Ctrl-C or an error: close the progress bar before it surfaces
             for c in cbs:
@@ -274,15 +348,21 @@ class TrainingMixin:
             xb, yb = self._batch(x, part), y[part]
             out = self._forward(xb, training=False)
             loss = self._loss_and_grad(out, yb)[0]
-            _accumulate(totals, {"loss": loss, **self._metric_values(yb, out)}, len(xb))
+            _accumulate(totals, {"loss": loss, **self._metric_values(yb, out)}, len(yb))
         return _means(totals)
 
-    def evaluate(self, x=None, y=None, batch_size=32, verbose=1):
-        """Mean loss (and metrics) over (x, y) in inference mode: a float, or [loss, *metrics]."""
+    def evaluate(self, x=None, y=None, batch_size=32, verbose=1, steps=None):
+        """Mean loss (and metrics) over (x, y) in inference mode: a float, or [loss, *metrics].
+        x may be batch data, (x, y) batches with y=None, of which ``steps`` batches are used
+        (default: a full pass)."""
         self._require_compiled("evaluate")
         batch_size = _check_batch_size(batch_size, "evaluate")
-        x, y = self._prepare_xy(x, y, "evaluate", lazy=True)
-        logs = self._evaluate_arrays(x, y, batch_size)
+        if batch_data.is_batch_data(x):
+            stream = batch_data.BatchStream(x, steps, "evaluate", steps_name="steps", y=y)
+            logs = batch_data.evaluate_batches(self, stream, "evaluate")
+        else:
+            x, y = self._prepare_xy(x, y, "evaluate", lazy=True)
+            logs = self._evaluate_arrays(x, y, batch_size)
         if verbose:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
         values = list(logs.values())
@@ -295,15 +375,19 @@ class TrainingMixin:
         per_example = max(sizes, default=1) * self.dtype.itemsize
         return max(16, PREDICT_CHUNK_BYTES // max(per_example, 1))
 
-    def predict(self, x, batch_size=32, verbose=0):
+    def predict(self, x, batch_size=32, verbose=0, steps=None):
         """Outputs for x in inference mode, computed in chunks of ``batch_size`` examples (or
         smaller ones for large activations: the grouping changes nothing beyond float rounding).
+        x may be batch data (batches of x, or (x, y) whose y is ignored): ``steps`` batches of
+        it (default: a full pass), concatenated.
 
         Only one chunk of x is read and cast at a time, so x may be a memory-mapped array
         larger than memory (``np.load(path, mmap_mode="r")``); the result is allocated once.
         0 examples give an empty (0, ...) array, as in Keras. Outputs that overflow to NaN or Inf
         from finite inputs raise FloatingPointError naming the layer.
         """
+        if batch_data.is_batch_data(x):
+            return batch_data.predict_batches(self, x, steps)
         batch_size = min(_check_batch_size(batch_size, "predict"), self._largest_fast_chunk())
         x = self._prepare_x(x, "predict", lazy=True, empty_ok=True)
         out = None
@@ -351,11 +435,26 @@ def _check_finite(x, who, chunk_elements=1 << 22):
         )
 
 
+def _merge_shared(pairs):
+    """One (weight, summed gradient) pair per array: a layer used both inside a nested model and
+    outside it lists its weights twice, each with the gradient of its own calls."""
+    merged: dict[int, list] = {}
+    for w, g in pairs:
+        if id(w) in merged:
+            merged[id(w)][1] = merged[id(w)][1] + g
+        else:
+            merged[id(w)] = [w, g]
+    return [tuple(p) for p in merged.values()]
+
+
 def _accumulate(totals, values, weight):
     for key, value in values.items():
+        if isinstance(value, metrics_mod.BatchUpdate):  # a stateful metric adds up by itself
+            totals[key] = (value.apply(fresh=key not in totals), None)
+            continue
         s, w = totals.get(key, (0.0, 0))
         totals[key] = (s + value * weight, w + weight)
 
 
 def _means(totals):
-    return {key: s / w for key, (s, w) in totals.items()}
+    return {key: metrics_mod.log_value(s) if w is None else s / w for key, (s, w) in totals.items()}

@@ -160,11 +160,11 @@ def conv2d_backward(dy, cache: Conv2DCache, need_dx=True):
         dx, dw = winograd_backward(dy, cache.tiles, cache.w, cache.pads, need_dx)
         return dx, dw, db
     dw = (cache.cols.T @ dy2).reshape(cache.w.shape)
-    dx = crop_spatial(_input_grad(dy2, cache), cache.pads) if need_dx else None
+    dx = crop_spatial(conv2d_input_grad(dy2, cache), cache.pads) if need_dx else None
     return dx, dw, db
 
 
-def _input_grad(dy2, cache: Conv2DCache):
+def conv2d_input_grad(dy2, cache: Conv2DCache):
     """d loss / d x_pad: every filter tap (u, v) sends dy back through its weights w[u, v].
 
     One GEMM per tap, dy (N*Ho*Wo, K) @ w[u, v]^T (K, D), added onto the strided slice of the padded

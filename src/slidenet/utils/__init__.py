@@ -2,6 +2,7 @@
 
 from slidenet.utils.categorical import to_categorical
 from slidenet.utils.gradcheck import gradcheck
+from slidenet.utils.image_dataset import image_dataset_from_directory
 from slidenet.utils.plot_model import model_to_dot, plot_model
 from slidenet.utils.random import set_random_seed
 
@@ -20,4 +21,5 @@ __all__ = [
     "read_idx",
     "plot_model",
     "model_to_dot",
+    "image_dataset_from_directory",
 ]
