@@ -111,3 +111,16 @@ def test_errors_name_the_layer_and_the_fix():
         layer.regularized_weights()
     with pytest.raises(ValueError, match="MaxNorm: max_value must be > 0"):
         constraints.MaxNorm(0)
+
+
+def test_evaluate_reports_the_same_regularized_loss_as_keras():
+    keras.utils.set_random_seed(0)
+    dense = L.Dense(2, kernel_regularizer=regularizers.l2(0.5))
+    model = keras.Sequential([L.Input((3,)), dense])
+    model.compile("sgd", "mse")
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(5, 3)).astype("float32"), rng.normal(size=(5, 2)).astype("float32")
+    mse = float(np.mean((model.predict(x) - y) ** 2))
+    penalty = 0.5 * float(np.sum(dense.kernel.astype(np.float64) ** 2))
+    assert model.evaluate(x, y, verbose=0) == pytest.approx(mse + penalty, rel=1e-5)
+    assert model.test_on_batch(x, y) == pytest.approx(mse + penalty, rel=1e-5)

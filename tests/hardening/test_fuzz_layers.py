@@ -55,6 +55,7 @@ def layer_args(name):
                 "dilation_rate": st.integers(0, 2),
                 "activation": ACTS,
                 "use_bias": st.booleans(),
+                "groups": st.integers(0, 3),
             }
         )
     if name == "Conv1D":
@@ -82,7 +83,21 @@ def layer_args(name):
         return st.fixed_dictionaries(
             {
                 "activation": st.sampled_from(
-                    ["relu", "sigmoid", "tanh", "softmax", "linear", "gelu"]
+                    [
+                        "relu",
+                        "sigmoid",
+                        "tanh",
+                        "softmax",
+                        "linear",
+                        "gelu",
+                        "swish",
+                        "silu",
+                        "elu",
+                        "selu",
+                        "softplus",
+                        "leaky_relu",
+                        "hard_sigmoid",
+                    ]
                 )
             }
         )
@@ -116,6 +131,192 @@ def layer_args(name):
                 "kernel_size": st.integers(0, 3),
                 "strides": st.integers(0, 2),
                 "shortcut": st.sampled_from(["auto", "identity", "projection", "none"]),
+            }
+        )
+    # ----- the layers of issue 16 -----------------------------------------------------------------
+    acts = st.sampled_from(
+        [None, "relu", "softmax", "gelu", "swish", "silu", "elu", "selu", "softplus",
+         "leaky_relu", "hard_sigmoid", "bogus"]
+    )  # fmt: skip
+    some = st.one_of(st.integers(1, 3), sizes)  # mostly valid: 8 arguments must all be
+    triple = st.tuples(some, some, some)
+    pad_3d = st.one_of(
+        st.sampled_from(["valid", "same", "causal"]),
+        st.integers(-1, 2),
+        st.tuples(st.integers(0, 2), st.integers(0, 2), st.integers(0, 2)),
+        st.tuples(*[st.tuples(st.integers(0, 2), st.integers(0, 2))] * 3),
+    )
+    rank = next((int(d) for d in "123" if f"{d}D" in name), 0)
+    borders = {  # ZeroPadding / Cropping specs of every Keras form, some of the wrong rank
+        1: st.one_of(st.integers(-1, 3), st.tuples(st.integers(-1, 3), st.integers(0, 3))),
+        2: st.one_of(
+            st.integers(-1, 3),
+            st.tuples(st.integers(0, 3), st.integers(0, 3)),
+            st.tuples(*[st.tuples(st.integers(0, 2), st.integers(-1, 2))] * 2),
+            st.tuples(st.integers(0, 3)),
+        ),
+        3: st.one_of(
+            st.integers(-1, 2),
+            st.tuples(st.integers(0, 2), st.integers(0, 2), st.integers(0, 2)),
+            st.tuples(*[st.tuples(st.integers(0, 2), st.integers(0, 2))] * 3),
+            st.tuples(st.integers(0, 2), st.integers(0, 2)),
+        ),
+    }
+    factor = st.one_of(
+        st.sampled_from([0.0, 0.1, 0.5, 1.0, -0.3, 1.5, "big"]),
+        st.tuples(st.floats(-1.2, 1.2), st.floats(-1.2, 1.2)),
+    )
+    seed = st.one_of(st.none(), st.integers(-1, 3))
+    interpolation = st.sampled_from(["bilinear", "nearest", "bicubic"])
+    affine = {
+        "fill_mode": st.sampled_from(["reflect", "wrap", "constant", "nearest", "mirror"]),
+        "interpolation": interpolation,
+        "seed": seed,
+        "fill_value": st.sampled_from([0.0, 1.5, float("nan")]),
+    }
+    if name == "Conv3D":
+        return st.fixed_dictionaries(
+            {
+                "filters": some,
+                "kernel_size": st.one_of(some, triple),
+                "strides": st.one_of(st.integers(0, 3), triple),
+                "padding": pad_3d,
+                "dilation_rate": st.one_of(st.integers(0, 2), triple),
+                "groups": st.integers(0, 2),
+                "activation": acts,
+                "use_bias": st.booleans(),
+            }
+        )
+    if name.endswith("Pooling3D") and not name.startswith("Global"):
+        return st.fixed_dictionaries(
+            {
+                "pool_size": st.one_of(some, triple),
+                "strides": st.one_of(st.none(), some, triple),
+                "padding": st.sampled_from(["valid", "same", "full"]),
+            }
+        )
+    if name in ("Conv2DTranspose", "Conv1DTranspose"):
+        pair = st.tuples(some, some)
+        pad = PADDING_2D if rank == 2 else PADDING_1D
+        return st.fixed_dictionaries(
+            {
+                "filters": some,
+                "kernel_size": st.one_of(some, pair),
+                "strides": st.one_of(st.integers(0, 3), pair),
+                "padding": pad,
+                "output_padding": st.one_of(st.none(), st.integers(-1, 2), pair),
+                "dilation_rate": st.integers(0, 2),
+                "activation": acts,
+                "use_bias": st.booleans(),
+            }
+        )
+    if name in ("DepthwiseConv2D", "SeparableConv2D"):
+        args = {
+            "kernel_size": st.one_of(some, st.tuples(some, some)),
+            "strides": st.one_of(st.integers(0, 3), st.tuples(some, some)),
+            "padding": PADDING_2D,
+            "depth_multiplier": some,
+            "dilation_rate": st.integers(0, 2),
+            "activation": acts,
+            "use_bias": st.booleans(),
+        }
+        if name == "SeparableConv2D":
+            args["filters"] = some
+        return st.fixed_dictionaries(args)
+    if name.startswith("UpSampling"):
+        size = st.one_of(some, st.tuples(*[some] * rank), st.tuples(some, some))
+        args = {"size": size}
+        if rank == 2:
+            args["interpolation"] = interpolation
+        return st.fixed_dictionaries(args)
+    if name.startswith("ZeroPadding"):
+        return st.fixed_dictionaries({"padding": borders[rank]})
+    if name.startswith("Cropping"):
+        return st.fixed_dictionaries({"cropping": borders[rank]})
+    if name == "LeakyReLU":
+        return st.fixed_dictionaries(
+            {"negative_slope": st.sampled_from([0.0, 0.2, 0.3, 1.0, 5.0, -0.1, True, "0.2"])}
+        )
+    if name == "ELU":
+        return st.fixed_dictionaries({"alpha": st.sampled_from([1.0, 0.5, 0.0, -1.0, 2, None])})
+    if name == "PReLU":
+        return st.fixed_dictionaries(
+            {
+                "alpha_initializer": st.sampled_from(["zeros", "ones", "glorot_uniform", "nope"]),
+                "shared_axes": st.one_of(
+                    st.none(),
+                    st.integers(-4, 4),
+                    st.lists(st.integers(-3, 4), max_size=3),
+                ),
+            }
+        )
+    if name == "Softmax":
+        return st.fixed_dictionaries(
+            {"axis": st.one_of(st.integers(-4, 4), st.lists(st.integers(-3, 3), max_size=3))}
+        )
+    if name in ("LayerNormalization", "GroupNormalization"):
+        args = {
+            "epsilon": st.sampled_from([1e-3, 1e-5, 0.0, -1.0]),
+            "center": st.booleans(),
+            "scale": st.booleans(),
+        }
+        if name == "LayerNormalization":
+            args["axis"] = st.one_of(
+                st.integers(-4, 4), st.lists(st.integers(-3, 3), min_size=0, max_size=3)
+            )
+        else:
+            args["groups"] = st.sampled_from([-1, 1, 2, 3, 4, 32, 0, -2])
+            args["axis"] = st.one_of(st.integers(-4, 4), st.just([1, 2]))
+        return st.fixed_dictionaries(args)
+    if name == "Rescaling":
+        values = st.one_of(
+            st.sampled_from([1 / 255, 2.0, 0.0, -1.0, float("nan"), "x"]),
+            st.lists(st.floats(-2, 2), min_size=1, max_size=3),
+        )
+        return st.fixed_dictionaries({"scale": values, "offset": values})
+    if name == "Normalization":
+        stats = st.one_of(
+            st.none(),
+            st.sampled_from([0.0, 1.0, -1.0, float("inf")]),
+            st.lists(st.floats(-1, 2), min_size=1, max_size=3),
+        )
+        return st.fixed_dictionaries(
+            {
+                "axis": st.one_of(
+                    st.none(), st.integers(-4, 4), st.tuples(st.integers(-3, 3), st.integers(1, 3))
+                ),
+                "mean": stats,
+                "variance": stats,
+                "invert": st.booleans(),
+            }
+        )
+    if name in ("Resizing", "CenterCrop", "RandomCrop"):
+        args = {"height": some, "width": some}
+        if name == "Resizing":
+            args |= {"interpolation": interpolation, "crop_to_aspect_ratio": st.booleans()}
+        if name == "RandomCrop":
+            args["seed"] = seed
+        return st.fixed_dictionaries(args)
+    if name == "RandomFlip":
+        return st.fixed_dictionaries(
+            {
+                "mode": st.sampled_from(
+                    ["horizontal", "vertical", "horizontal_and_vertical", "diagonal"]
+                ),
+                "seed": seed,
+            }
+        )
+    if name == "RandomRotation":
+        return st.fixed_dictionaries({"factor": factor, **affine})
+    if name in ("RandomTranslation", "RandomZoom"):
+        width = st.one_of(st.none(), factor) if name == "RandomZoom" else factor
+        return st.fixed_dictionaries({"height_factor": factor, "width_factor": width, **affine})
+    if name in ("RandomContrast", "RandomBrightness"):
+        return st.fixed_dictionaries(
+            {
+                "factor": factor,
+                "value_range": st.sampled_from([(0, 255), (0, 1), (-1, 1), (1, 1), (0,), "rgb"]),
+                "seed": seed,
             }
         )
     return st.just({})

@@ -11,92 +11,22 @@ parameter gradients in ``layer.grads``, aligned with ``layer.weights``.
 from __future__ import annotations
 
 import functools
-import inspect
-import re
-from collections import defaultdict
 
 import numpy as np
 
 from slidenet import activations as _activations
 from slidenet import initializers
 from slidenet._validation import fmt_shape
+from slidenet.layers.composite import CompositeMixin
+from slidenet.layers.naming import _snake, batch_array, example_shape, unique_name  # noqa: F401
+from slidenet.layers.penalties import SUFFIXES, PenaltyMixin
 from slidenet.ops.activations import BACKWARD, FORWARD
 
-_name_counts: dict[str, int] = defaultdict(int)
 _MISSING = object()
-_PENALTY_SUFFIXES = ("_regularizer", "_constraint")
 # attributes that describe the layer, not one call of it (never restored by backward_with_cache)
 _NOT_STATE = frozenset(
     {"grads", "built", "_in", "_out", "weight_names", "_own_weights", "_inbound_nodes"}
 )
-
-
-def _takes_training(call) -> bool:
-    """Does call(self, inputs, training=...) accept ``training``?"""
-    params = inspect.signature(call).parameters
-    return "training" in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
-
-
-def _snake(name: str) -> str:
-    s = re.sub(r"([a-z])([A-Z])", r"\1_\2", name)
-    return (
-        re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", s)
-        .lower()
-        .replace("2_d", "2d")
-        .replace("1_d", "1d")
-    )
-
-
-def unique_name(prefix: str) -> str:
-    """Keras-style automatic names: conv2d, conv2d_1, conv2d_2, ..."""
-    count = _name_counts[prefix]
-    _name_counts[prefix] += 1
-    return prefix if count == 0 else f"{prefix}_{count}"
-
-
-def example_shape(shape, what: str) -> tuple[int, ...]:
-    """The shape of one example as a tuple of positive ints, or a ValueError naming ``what``.
-
-    An example needs at least one axis and no axis of size 0 (a batch may be empty, an example may
-    not).
-    """
-    try:
-        items = tuple(shape)
-    except TypeError:
-        items = None
-    if not items or any(isinstance(s, bool) or not isinstance(s, int | np.integer) for s in items):
-        raise ValueError(
-            f"{what} must be one example's shape, a tuple of positive ints such as (28, 28, 1) "
-            f"(no batch axis), got {shape!r}."
-        )
-    if min(items) < 1:
-        raise ValueError(
-            f"{what} {fmt_shape(items)} has an axis of size {min(items)}; every axis of an "
-            "example needs size >= 1 (only the batch may be empty)."
-        )
-    return tuple(int(s) for s in items)
-
-
-def batch_array(x, who: str) -> np.ndarray:
-    """``x`` as a numeric array with a batch axis (N, ...), or a TypeError/ValueError naming
-    ``who``. Bool and integer arrays are accepted (the layer casts them to its dtype)."""
-    try:
-        x = np.asarray(x)
-    except ValueError:  # ragged nested lists
-        raise ValueError(
-            f"{who}: x is not a rectangular array: its rows have different lengths."
-        ) from None
-    if x.dtype.kind not in "biuf":
-        raise TypeError(
-            f"{who}: x has dtype {x.dtype}; expected real numbers (float, integer or bool). "
-            "Convert it with x.astype('float32')."
-        )
-    if x.ndim < 2:
-        raise ValueError(
-            f"{who} expects a batch of examples shaped (N, ...), got an array of shape "
-            f"{fmt_shape(x.shape)}. Add the batch axis, e.g. x[None]."
-        )
-    return x
 
 
 def _recording_forward(forward):
@@ -147,7 +77,7 @@ def _completed_build(build):
     return wrapper
 
 
-class Layer:
+class Layer(CompositeMixin, PenaltyMixin):
     """Base class of all layers.
 
     Attributes:
@@ -178,7 +108,7 @@ class Layer:
         if "input_dim" in kwargs:
             input_shape = (kwargs.pop("input_dim"),)
         kwargs.pop("batch_input_shape", None)
-        penalties = {k: kwargs.pop(k) for k in list(kwargs) if k.endswith(_PENALTY_SUFFIXES)}
+        penalties = {k: kwargs.pop(k) for k in list(kwargs) if k.endswith(SUFFIXES)}
         if kwargs:
             bad = ", ".join(sorted(kwargs))
             raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s): {bad}.")
@@ -361,114 +291,14 @@ class Layer:
                 f"{self.label}: a Layer subclass defines call(self, inputs) (built from other "
                 "layers) or forward(self, x, training) and backward(self, dy) (new math)."
             )
-        from slidenet.models import tape
-
-        self._batch = x.shape[0]
-        fresh = self.__dict__.get("_fresh_call", False)
-        with tape.recording(tape.Tape(fresh=fresh)) as recorded:
-            y = self._run_call(x, training)
-        self._tape, self._tape_io = recorded, (x, y)
-        return y
+        return self._recorded_forward(x, training)
 
     def backward(self, dy):
         """Backward pass: dy (like the output) -> dx (like the input); fills ``self.grads``.
 
         For a layer that defines ``call``, the recorded layer calls are replayed in reverse.
         """
-        recorded = self.__dict__.get("_tape")
-        if recorded is None:
-            raise NotImplementedError(
-                f"{self.label} has no backward pass: define backward(self, dy) returning dx and "
-                "setting self.grads (check it with slidenet.utils.gradcheck), or build call() "
-                "from slidenet layers only."
-            )
-        from slidenet.models import tape
-
-        if self._own_weights:
-            raise NotImplementedError(
-                f"{self.label} uses its own weights ({', '.join(self._own_weights)}) in call(), "
-                "so replaying its layer calls cannot give their gradients; define "
-                "backward(self, dy) (check it with slidenet.utils.gradcheck)."
-            )
-        x, y = self._tape_io
-        for layer in self._sublayers():
-            layer.grads = [None] * len(layer.weights)  # a layer this call skipped: no gradient
-        (dx,) = tape.replay(recorded, [x], [y], [dy], self.label)
-        self.grads = [g for layer in self._sublayers() for g in layer.grads]
-        return np.zeros_like(x) if dx is None else dx
-
-    # ----- composite layers (Keras' call) --------------------------------------------------
-    def call(self, inputs, training=False):
-        """Keras' way to write a layer: compute the output from other layers (override it)."""
-        raise NotImplementedError
-
-    @classmethod
-    def _is_composite(cls) -> bool:
-        return cls.call is not Layer.call and cls.forward is Layer.forward
-
-    def _run_call(self, x, training):
-        if _takes_training(type(self).call):
-            return self.call(x, training=training)
-        return self.call(x)
-
-    def _dry_run_shape(self, input_shape):
-        """Shape of one output example, found by running call on one example of zeros."""
-        from slidenet.models import tape
-
-        with tape.recording(None):
-            y = self._run_call(np.zeros((1, *input_shape), self.dtype), False)
-        if not isinstance(y, np.ndarray) or y.ndim < 1 or len(y) != 1:
-            raise TypeError(
-                f"{self.label}: call() must return one array with the batch axis first, got "
-                f"{type(y).__name__}."
-            )
-        return tuple(y.shape[1:])
-
-    def _sublayers(self) -> list[Layer]:
-        """The layers held in public attributes (also in lists, tuples and dicts), in order."""
-        found = []
-        for key, value in self.__dict__.items():
-            if key.startswith("_"):
-                continue
-            items = value.values() if isinstance(value, dict) else value
-            for v in items if isinstance(value, list | tuple | dict) else [value]:
-                if isinstance(v, Layer) and v is not self and all(v is not f for f in found):
-                    found.append(v)
-        return found
-
-    def _name_composite_weights(self) -> None:
-        self.weight_names = tuple(self._own_weights) + tuple(
-            f"{layer.name}/{n}" for layer in self._sublayers() for n in layer.weight_names
-        )
-
-    def add_weight(
-        self, shape=None, initializer="glorot_uniform", dtype=None, trainable=True, name=None
-    ):
-        """Create a trained weight of ``shape`` (Keras 3's add_weight, for custom layers' build).
-
-        The array is ``self.<name>`` (default names 'kernel', 'kernel_1', ...); the layer's
-        ``backward`` must put its gradient in ``grads``, in the order the weights were added.
-        """
-        if shape is None:
-            raise ValueError(f"{self.label}: add_weight needs a shape, e.g. shape=(3, 4).")
-        if not trainable:
-            raise ValueError(
-                f"{self.label}: add_weight(trainable=False) is not supported; keep fixed arrays "
-                "as plain attributes."
-            )
-        if name is None:
-            name = "kernel" if not self._own_weights else f"kernel_{len(self._own_weights)}"
-        if not isinstance(name, str) or not name.isidentifier():
-            raise ValueError(f"{self.label}: add_weight needs a name like 'kernel', got {name!r}.")
-        if dtype is not None:
-            self.dtype = np.dtype(dtype)
-        array = initializers.get(initializer)(tuple(int(s) for s in shape), self.dtype)
-        setattr(self, name, array)
-        if name not in self._own_weights:
-            self._own_weights.append(name)
-        if not self._is_composite():
-            self.weight_names = tuple(self._own_weights)
-        return array
+        return self._replayed_backward(dy)
 
     # ----- weights -------------------------------------------------------------------------
     @property
@@ -549,61 +379,6 @@ class Layer:
             if key in config:
                 config[key] = initializers.deserialize(config[key])
         return cls(**config)
-
-    def trained_mask(self) -> list[bool]:
-        """Which of ``weights`` the optimizer updates: not statistics such as batch norm's
-        ``moving_*`` or Normalization's ``mean``/``variance`` (``untrained_weights``); nothing
-        of a layer with ``trainable=False``."""
-        if not self.trainable:
-            return [False] * len(self.weights)
-        if self._is_composite() and not self._own_weights:
-            return [t for layer in self._sublayers() for t in layer.trained_mask()]
-        return [
-            not (n.rpartition("/")[2].startswith("moving_") or n in self.untrained_weights)
-            for n in self.weight_names
-        ]
-
-    # ----- regularizers and constraints ----------------------------------------------------
-    def _set_penalties(self, given: dict) -> None:
-        """``kernel_regularizer=...``, ``bias_constraint=...`` & co. (any weight prefix)."""
-        from slidenet import constraints, regularizers
-
-        self.regularizers, self.constraints = {}, {}
-        for key, value in given.items():
-            if key == "activity_regularizer":
-                if value is not None:
-                    raise ValueError(
-                        f"{self.label}: activity_regularizer is not supported; regularize the "
-                        "weights (kernel_regularizer=...) instead."
-                    )
-                continue
-            prefix, _, kind = key.rpartition("_")
-            if kind == "regularizer" and value is not None:
-                self.regularizers[prefix] = regularizers.get(value)
-            elif kind == "constraint" and value is not None:
-                self.constraints[prefix] = constraints.get(value)
-
-    def _weight_named(self, prefix: str):
-        names = list(self.weight_names)
-        for name in (prefix, f"{prefix}_kernel"):
-            if name in names:
-                return self.weights[names.index(name)]
-        raise ValueError(
-            f"{self.label} was given {prefix}_regularizer/{prefix}_constraint but has no weight "
-            f"'{prefix}'; its weights are {', '.join(names) or 'none'}."
-        )
-
-    def regularized_weights(self) -> list[tuple[np.ndarray, object]]:
-        """(weight array, regularizer) pairs of this layer (built), for the training loop."""
-        if not self.built or not self.trainable:
-            return []
-        return [(self._weight_named(p), reg) for p, reg in self.regularizers.items()]
-
-    def constrained_weights(self) -> list[tuple[np.ndarray, object]]:
-        """(weight array, constraint) pairs: applied after every optimizer step."""
-        if not self.built:
-            return []
-        return [(self._weight_named(p), con) for p, con in self.constraints.items()]
 
     def __repr__(self) -> str:
         return f"<{self.label} output_shape={self.output_shape}>"

@@ -166,7 +166,7 @@ def evaluate_batches(model, stream, who) -> dict:
     totals = {}
     for xb, yb in checked_batches(model, stream, who):
         out = model._forward(xb, training=False)
-        loss = model._loss_and_grad(out, yb)[0]
+        loss = model._loss_and_grad(out, yb)[0] + model.regularization_loss()
         _accumulate(totals, {"loss": loss, **model._metric_values(yb, out)}, len(yb))
     if not totals:
         raise ValueError(f"{who}: {stream.what} yielded no batches.")
