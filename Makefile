@@ -22,8 +22,11 @@ fmt: $(STAMP)
 	$(VENV)/bin/ruff format src tests benchmarks examples fuzz
 	$(VENV)/bin/ruff check --fix src tests benchmarks examples fuzz
 
+# The whole suite runs on the compiled kernels (the fast extra is in the test extra); the op and
+# layer tests run again on the NumPy reference path (SLIDENET_KERNELS=numpy).
 test: $(STAMP) lint
 	OMP_NUM_THREADS=2 $(PY) -m pytest
+	SLIDENET_KERNELS=numpy OMP_NUM_THREADS=2 $(PY) -m pytest -q tests/ops tests/layers tests/models
 
 bench: $(STAMP)
 	$(PY) benchmarks/compare_torch.py

@@ -241,7 +241,49 @@ def machine_line():
     )
     blas_env = {k: v for k, v in os.environ.items() if k.startswith(("OPENBLAS", "OMP_"))}
     parts.append(f"env {blas_env or 'unset'}")
+    import slidenet
+
+    parts.append(f"slidenet kernels: {slidenet.ops.backend()}")
     return "; ".join(parts)
+
+
+_COMPILE_CHILD = """
+import os, sys, time
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+t0 = time.perf_counter()
+import slidenet
+t1 = time.perf_counter()
+import compare_torch as ct
+train, infer = ct.slidenet_runner(sys.argv[2], 8)
+train(); infer()
+t2 = time.perf_counter()
+print(f"{t1 - t0:.3f} {t2 - t1:.3f} {slidenet.ops.backend()}")
+"""
+
+
+def compile_times(name="lenet5"):
+    """(import s, first train step + predict s) in a fresh process with an empty kernel cache,
+    and again with the cache warm: what compiling the kernels costs once, and afterwards."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    results = []
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        for _ in range(2):  # cold, then warm
+            out = subprocess.run(
+                [sys.executable, "-c", _COMPILE_CHILD, here, name],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=True,
+            ).stdout.split()
+            results.append((float(out[0]), float(out[1]), out[2]))
+        shutil.rmtree(cache, ignore_errors=True)
+    return results
 
 
 def main(argv=None):
@@ -269,6 +311,12 @@ def main(argv=None):
         threadpool_limits(args.threads, user_api="blas")
     except ImportError:
         print("threadpoolctl is not installed: NumPy's BLAS threads are not set", file=sys.stderr)
+    (cold_import, cold_first, kind), (warm_import, warm_first, _) = compile_times()
+    print(
+        f"kernels: {kind}; first process (empty kernel cache): import {cold_import:.2f} s, first "
+        f"step {cold_first:.2f} s; next process: import {warm_import:.2f} s, first step "
+        f"{warm_first:.2f} s"
+    )
     for name in args.models:
         err = check_same_function(name)
         print(f"{name}: slidenet float32 vs torch float64, largest relative error {err:.1e}")

@@ -220,9 +220,16 @@ def resume_trials(folder, trials, seed, mode):
     resume_data(folder)
     ref = folder / "reference"
     ref.mkdir()
-    t0 = time.perf_counter()
-    _, status = os.waitpid(_attempt(mode, ref, ref / "ckpt.slidenet"), 0)
-    epoch_s = (time.perf_counter() - t0) / EPOCHS
+    # an epoch's length, timed between the first and the last checkpoint: not the start-up
+    # (imports, loading compiled kernels), which can be longer than several epochs
+    pid, seen, status = _attempt(mode, ref, ref / "ckpt.slidenet"), {}, None
+    while status is None:
+        epoch = _epoch_of(ref / "ckpt.slidenet")
+        if epoch is not None and epoch not in seen:
+            seen[epoch] = time.perf_counter()
+        status = _wait(pid, 0.002)
+    first, last = min(seen), max(seen)
+    epoch_s = (seen[last] - seen[first]) / max(last - first, 1)
     if status != 0:
         raise RuntimeError("the reference run failed")
     rng = random.Random(seed)

@@ -18,17 +18,21 @@ from dataclasses import dataclass
 import numpy as np
 
 from slidenet.interop._common import UnsupportedOnnxError, to_channels_first, to_channels_last
+from slidenet.interop._export_more import activation_value, export_more
 from slidenet.layers import merge
 from slidenet.layers.convolutional import Conv2D
 from slidenet.layers.core import Activation, Dense, Dropout, Flatten, InputLayer, Reshape
 from slidenet.layers.normalization import BatchNormalization
 from slidenet.layers.pooling import _GlobalPooling, _Pooling2D
 
-ACTIVATIONS = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "softmax": "Softmax"}
 EXPORTABLE = (
-    "Conv1D, Conv2D, the poolings, Dense, Flatten, Reshape, Dropout, BatchNormalization, "
-    "Activation, ReLU, ResidualBlock, Add, Subtract, Multiply, Average, Maximum, Minimum, "
-    "Concatenate, and functional Models"
+    "Conv1D, Conv2D, Conv3D, Conv1DTranspose, Conv2DTranspose, DepthwiseConv2D, "
+    "SeparableConv2D, the poolings (1D, 2D, 3D, global), Dense, Flatten, Reshape, Dropout, "
+    "SpatialDropout1D/2D/3D, BatchNormalization, LayerNormalization, GroupNormalization, "
+    "Activation, ReLU, LeakyReLU, PReLU, ELU, Softmax, UpSampling1D/2D/3D, ZeroPadding1D/2D/3D, "
+    "Cropping1D/2D/3D, Rescaling, Normalization, Resizing, CenterCrop, the Random* augmentation "
+    "layers (their inference form), ResidualBlock, Add, Subtract, Multiply, Average, Maximum, "
+    "Minimum, Concatenate, and functional Models"
 )
 
 
@@ -52,8 +56,9 @@ def unique(base: str, used: set[str]) -> str:
 class Graph:
     """The nodes and initializers written so far."""
 
-    def __init__(self, onnx, reserved=()):
+    def __init__(self, onnx, reserved=(), opset: int = 17):
         self.onnx = onnx
+        self.opset = opset  # of the default domain: some layers have other forms in older ones
         self.nodes: list = []
         self.initializers: list = []
         self.values: set[str] = set(reserved)  # tensor and initializer names
@@ -104,16 +109,12 @@ def _f32(array) -> np.ndarray:
 
 def _activation(g: Graph, layer, name: str, x: Value) -> Value:
     act = getattr(layer, "activation", "linear")
-    if act == "linear":
-        return x
-    if act not in ACTIVATIONS:  # pragma: no cover - every slidenet activation is listed
+    y = activation_value(g, act, x, name)
+    if y is None:  # pragma: no cover - every slidenet activation has a form
         raise UnsupportedOnnxError(
-            f"export_onnx: {layer.label}: activation {act!r} has no ONNX op."
+            f"export_onnx: {layer.label}: activation {act!r} has no ONNX form."
         )
-    attrs = {}
-    if act == "softmax":
-        attrs["axis"] = 1 if (x.layout == "first" and x.rank > 2) else -1
-    return Value(g.node(ACTIVATIONS[act], [x.name], f"{name}/{act}", **attrs), x.rank, x.layout)
+    return y
 
 
 def _flat_pads(pads) -> list[int]:
@@ -274,6 +275,8 @@ def export_layer(g: Graph, layer, name: str, xs: list[Value]) -> Value:
         y = _batchnorm(g, layer, name, x)
     elif isinstance(layer, Activation):  # ReLU too
         y = _activation(g, layer, name, x)
+    elif (y := export_more(g, layer, name, x)) is not None:
+        pass
     else:
         raise UnsupportedOnnxError(
             f"export_onnx: {layer.label} ({type(layer).__name__}) has no ONNX form. Layers that "

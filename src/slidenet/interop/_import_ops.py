@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from slidenet.interop._common import to_channels_first, to_channels_last
+from slidenet.interop._import_more import HANDLERS as MORE_HANDLERS
 from slidenet.interop._import_spatial import (
     average_pool,
     conv,
@@ -79,11 +80,13 @@ def matmul(imp, node, state) -> None:
     _dense(imp, node, state, w, bias, out, extra)
 
 
-def activation(imp, node, state) -> None:
+def activation(imp, node, state, act: str | None = None) -> None:
+    """An activation node: ``activation=`` of the Conv / Dense before it, or an Activation layer
+    (``act``: the slidenet name, for ops beyond ACTIVATIONS)."""
     from slidenet.layers.base import ActivationMixin
     from slidenet.layers.core import Activation
 
-    act = ACTIVATIONS[node.op_type]
+    act = act or ACTIVATIONS[node.op_type]
     rank, layout = state["rank"], state["layout"]
     if act == "softmax":
         axis = imp.attrs(node).get("axis", -1 if imp.opset >= 13 else 1) % rank
@@ -96,7 +99,8 @@ def activation(imp, node, state) -> None:
     last = imp.producer.get(node.input[0])
     fusable = (
         isinstance(last, ActivationMixin)
-        and type(last).__name__ in ("Conv2D", "Conv1D", "Dense")
+        and type(last).__name__
+        in ("Conv2D", "Conv1D", "Dense", "Conv2DTranspose", "Conv1DTranspose")
         and imp.activation_fuses(last, node)
     )
     if fusable and last.activation == "linear":
@@ -278,4 +282,5 @@ HANDLERS = {
     "Add": refuse,
     "Sub": refuse,
     "Mul": refuse,
+    **MORE_HANDLERS,
 }

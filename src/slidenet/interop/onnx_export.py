@@ -25,6 +25,13 @@ Layer -> ONNX operators:
   (nothing, or Conv + BatchNormalization), Add, Relu.
 * Add -> Add (Sum for more than 2 inputs), Subtract -> Sub, Multiply -> Mul (a chain for more
   than 2), Average -> Mean, Maximum -> Max, Minimum -> Min, Concatenate -> Concat.
+* Conv3D -> Conv; MaxPooling3D / AveragePooling3D / global 3D poolings as their 2D forms;
+  SpatialDropout -> Dropout. The other layers of issue 16 (LeakyReLU, PReLU, ELU, Softmax,
+  Layer/GroupNormalization, transposed, depthwise and separable convolutions, UpSampling,
+  ZeroPadding, Cropping, Rescaling, Normalization, Resizing, CenterCrop, the Random* layers) and
+  the activation names beyond relu / sigmoid / tanh / softmax: see
+  :mod:`slidenet.interop._export_more`. Some forms depend on ``opset`` (Gelu from 20,
+  LayerNormalization from 17, Reduce* axes as inputs from 18).
 
 Graphs: the graph's inputs are named after the model's inputs (``Input(name=...)``, or the keys
 of a dict), its outputs after ``model.output_names`` (a Sequential: 'input' and 'output'). A layer
@@ -135,7 +142,7 @@ def to_onnx(model, opset: int = 17):
             f"onnx's newest), got {opset!r}."
         )
     in_names, in_shapes, out_names, out_shapes = _signature(model)
-    g = Graph(onnx, reserved=[*in_names, *out_names])
+    g = Graph(onnx, reserved=[*in_names, *out_names], opset=opset)
     xs = [Value(n, len(s) + 1) for n, s in zip(in_names, in_shapes, strict=True)]
     if _is_model(model):
         outs = _walk_model(g, model, xs)

@@ -11,7 +11,9 @@ by slidenet's exporter) or when a Transpose to channels-first reads it; any othe
 NCHW. Either way the imported model takes NHWC arrays, and for an NCHW graph its outputs are the
 ONNX outputs in NHWC order. Supported ops are listed in ``SUPPORTED``; a graph with other ops is
 refused with the list of those nodes. Conv / Gemm / MatMul / BatchNormalization nodes that read
-the same initializers become ONE slidenet layer called once per node (shared weights).
+the same initializers become ONE slidenet layer called once per node (shared weights). LeakyRelu,
+Elu, Selu, Softplus, HardSigmoid, PRelu, ConvTranspose, Pad and Resize: see
+:mod:`slidenet.interop._import_more`.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from slidenet.interop._importer import Importer, clean
 SUPPORTED = (
     "Conv MaxPool AveragePool GlobalMaxPool GlobalAveragePool ReduceMean ReduceMax Gemm MatMul Add "
     "Sum Sub Mul Max Min Mean Concat Relu Sigmoid Tanh Softmax Flatten Reshape Squeeze Transpose "
-    "BatchNormalization Dropout Identity Constant"
+    "BatchNormalization Dropout Identity Constant LeakyRelu Elu Selu Softplus HardSigmoid PRelu "
+    "ConvTranspose Pad Resize"
 ).split()
 
 

@@ -43,7 +43,8 @@ class RandomLayer(Layer):
 
     def __init__(self, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if seed is not None and (not _is_number(seed) or int(seed) != seed or seed < 0):
+        bad = seed is not None and (not _is_number(seed) or not np.isfinite(seed))
+        if bad or (seed is not None and (int(seed) != seed or seed < 0)):
             raise ValueError(f"{self.label}: seed must be None or an int >= 0, got {seed!r}.")
         self.seed = None if seed is None else int(seed)
         self.rng = spawn_generator(self.seed)

@@ -63,6 +63,23 @@ def _checked_backward(backward):
     return wrapper
 
 
+def _named_init(init):
+    """Constructor errors name the layer class: "Dense: Unknown activation 'nope'. ..." (an
+    argument handed on to activations, initializers or the random generator would not)."""
+
+    @functools.wraps(init)
+    def wrapper(self, *args, **kwargs):
+        try:
+            init(self, *args, **kwargs)
+        except (ValueError, TypeError) as e:
+            cls = type(self).__name__
+            if cls in str(e) or type(e) not in (ValueError, TypeError):
+                raise
+            raise type(e)(f"{cls}: {e}") from None
+
+    return wrapper
+
+
 def _completed_build(build):
     """A Keras-style build() that only creates weights (add_weight) leaves the output shape
     unknown: the base build then finds it, so every built layer knows its shapes."""
@@ -103,6 +120,8 @@ class Layer(CompositeMixin, PenaltyMixin):
             cls.backward = _checked_backward(cls.__dict__["backward"])
         if "build" in cls.__dict__:
             cls.build = _completed_build(cls.__dict__["build"])
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _named_init(cls.__dict__["__init__"])
 
     def __init__(self, name=None, input_shape=None, dtype="float32", trainable=True, **kwargs):
         if "input_dim" in kwargs:

@@ -53,6 +53,8 @@ class _SlidingConv(ActivationMixin, Layer):
         self.kernel_size = int_tuple(kernel_size, self.rank, f"{who}: kernel_size")
         self.strides = int_tuple(strides, self.rank, f"{who}: strides")
         self.dilation_rate = int_tuple(dilation_rate, self.rank, f"{who}: dilation_rate")
+        if padding is None:
+            raise ValueError(f"{who}: padding must be 'valid', 'same', an int or pairs, got None.")
         if isinstance(padding, str):
             padding = padding.lower()
         elif not isinstance(padding, int):

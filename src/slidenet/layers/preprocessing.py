@@ -154,6 +154,9 @@ class Normalization(Layer):
             )
         self.input_mean = None if mean is None else _numbers(self, mean, "mean")
         self.input_variance = None if variance is None else _numbers(self, variance, "variance")
+        for name, given in (("mean", self.input_mean), ("variance", self.input_variance)):
+            if given is not None and np.size(given) == 0:
+                raise ValueError(f"{self.label}: {name} is empty; give one value per feature.")
         if variance is not None and np.min(self.input_variance) < 0:
             raise ValueError(f"{self.label}: variance must be >= 0, got {variance!r}.")
         self.invert = bool(invert)

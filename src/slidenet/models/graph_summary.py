@@ -13,6 +13,7 @@ import re
 from slidenet._validation import fmt_shape
 from slidenet.layers.core import InputLayer
 from slidenet.models.summary import _trainable_count, layer_details
+from slidenet.ops.kernels import backend
 
 
 def _calls(model) -> dict[int, list]:
@@ -76,6 +77,7 @@ def graph_summary_text(model, line_length=None) -> str:
         f"Total params: {total:,}",
         f"Trainable params: {trainable:,}",
         f"Non-trainable params: {total - trainable:,}",
+        f"Kernels: {backend()} (slidenet.ops.backend(); SLIDENET_KERNELS=numpy forces NumPy)",
         rule,
     ]
     return "\n".join(lines)

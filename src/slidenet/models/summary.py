@@ -14,6 +14,7 @@ from slidenet.layers.convolutional import Conv1D, Conv2D
 from slidenet.layers.core import Dense
 from slidenet.layers.pooling import _Pooling1D, _Pooling2D
 from slidenet.layers.residual import ResidualBlock
+from slidenet.ops.kernels import backend
 from slidenet.ops.shapes import effective_size, is_tiled, window_math
 
 
@@ -43,6 +44,9 @@ def layer_details(layer, field, jump):
     """Detail lines for one layer and the receptive field / jump after it (per spatial axis)."""
     if isinstance(layer, ResidualBlock):
         return _residual_details(layer, field, jump)
+    more = _resampling_details(layer, field, jump)
+    if more is not None:
+        return more
     if not isinstance(layer, Conv2D | _Pooling2D):
         return [], field, jump
     kernel, strides, dil, pads = _window_params(layer)
@@ -68,7 +72,7 @@ def layer_details(layer, field, jump):
         work = f"{human_count(madds)} mult-adds"
     else:
         work = f"{human_count(positions * layer._in[-1] * per_position)} window reads"
-    rf = "x".join(str(r) for r in new_field)
+    rf = "x".join(f"{r:g}" for r in new_field)  # fractional after an upsampling
     math_text = "; ".join(maths) if len(set(maths)) > 1 else maths[0]
     lines = [f"   out: {math_text} | receptive field {rf} | {work}"]
     if dropped:
@@ -77,6 +81,96 @@ def layer_details(layer, field, jump):
             f"{'x'.join(map(str, sizes))} are never seen. Use padding='same' or another stride."
         )
     return lines, tuple(new_field), tuple(new_jump)
+
+
+def _transpose_math(n, f, s, d, padding, output_padding, out) -> str:
+    """A transposed convolution's output size as text, e.g. '(4 - 1)*2 + 3 - 1 - 1 + 1 = 8'
+    (padding 'valid', 'same' or a (before, after) pair; Keras' rules, as in Conv2DTranspose)."""
+    fe = effective_size(f, d)
+    if padding == "same":
+        text = f"{n}*{s}" if output_padding is None else f"({n} - 1)*{s} + {fe} % 2"
+    else:
+        text = f"({n} - 1)*{s} + {fe}"
+        if padding == "valid" and output_padding is None:
+            output_padding = max(s - fe, 0)
+        if padding != "valid":
+            text += "".join(f" - {p}" for p in padding if p)
+    return f"{text}{f' + {output_padding}' if output_padding else ''} = {out}"
+
+
+def _resampling_details(layer, field, jump):
+    """Detail lines of the layers of issue 16 that change sizes (None for other layers):
+    depthwise / separable (window arithmetic as Conv2D), transposed convolutions (Keras' output
+    size), UpSampling (n*s), ZeroPadding (n + before + after) and Cropping (n - before - after).
+
+    After an upsampling by s (or a transposed convolution of stride s) one step of the next layer
+    is 1/s input pixel: the jump becomes fractional, so later receptive fields may be too.
+    """
+    from slidenet.layers.convolutional_more import Conv2DTranspose, DepthwiseConv2D
+    from slidenet.layers.reshaping import _Cropping, _UpSampling, _ZeroPadding
+    from slidenet.ops.conv import conv2d_geometry
+    from slidenet.ops.conv_transpose import conv_transpose_geometry
+    from slidenet.ops.shapes import resolve_padding
+
+    sizes, out = layer._in[:-1], layer._out[:-1]
+    if isinstance(layer, DepthwiseConv2D):
+        pads, strides, dils, _ = conv2d_geometry(
+            (1, *layer._in), layer.kernel_size, layer.strides, layer.padding, layer.dilation_rate
+        )
+        args = zip(sizes, layer.kernel_size, strides, pads, dils, strict=True)
+        maths = [window_math(*a) for a in args]
+        field = tuple(
+            r + (effective_size(f, d) - 1) * j
+            for r, f, d, j in zip(field, layer.kernel_size, dils, jump, strict=True)
+        )
+        jump = tuple(j * s for j, s in zip(jump, strides, strict=True))
+        channels = layer._in[-1] * layer.depth_multiplier
+        madds = out[0] * out[1] * channels * layer.kernel_size[0] * layer.kernel_size[1]
+        if hasattr(layer, "pointwise_kernel"):  # SeparableConv2D: then a 1x1 convolution
+            madds += out[0] * out[1] * channels * layer.filters
+        extra = f" | receptive field {'x'.join(f'{r:g}' for r in field)} | "
+        extra += f"{human_count(madds)} mult-adds"
+    elif isinstance(layer, Conv2DTranspose):  # Conv1DTranspose too
+        spec, rank = layer._padding_spec(), len(sizes)
+        if isinstance(spec, str):
+            pads = (spec,) * rank
+        else:
+            pads = resolve_padding(spec, (1,) * rank, (1,) * rank, (1,) * rank, (1,) * rank)
+        geo = conv_transpose_geometry(
+            tuple(sizes), layer.kernel_size, layer.strides, spec, layer.output_padding,
+            layer.dilation_rate,
+        )  # fmt: skip
+        args = zip(
+            sizes, layer.kernel_size, layer.strides, layer.dilation_rate, pads,
+            layer.output_padding or (None,) * rank, geo.out, strict=True,
+        )  # fmt: skip
+        maths = [_transpose_math(*a) for a in args]
+        field = tuple(
+            r + (-(-effective_size(f, d) // s) - 1) * j
+            for r, f, d, s, j in zip(
+                field, layer.kernel_size, layer.dilation_rate, layer.strides, jump, strict=True
+            )
+        )
+        jump = tuple(j / s for j, s in zip(jump, layer.strides, strict=True))
+        madds = layer.kernel.size
+        for n in sizes:
+            madds *= n
+        extra = f" | {human_count(madds)} mult-adds"
+    elif isinstance(layer, _UpSampling):
+        maths = [f"{n}*{s} = {n * s}" for n, s in zip(sizes, layer.size, strict=True)]
+        jump = tuple(j / s for j, s in zip(jump, layer.size, strict=True))
+        extra = ""
+    elif isinstance(layer, _ZeroPadding | _Cropping):
+        sign = "+" if isinstance(layer, _ZeroPadding) else "-"
+        maths = [
+            f"{n} {sign} {a} {sign} {b} = {o}"
+            for n, (a, b), o in zip(sizes, layer.pairs, out, strict=True)
+        ]
+        extra = ""
+    else:
+        return None
+    math_text = "; ".join(maths) if len(set(maths)) > 1 else maths[0]
+    return [f"   out: {math_text}{extra}"], field, jump
 
 
 def _residual_details(block, field, jump):
@@ -152,6 +246,7 @@ def summary_text(model, line_length=None) -> str:
         f"Total params: {total:,}",
         f"Trainable params: {trainable:,}",
         f"Non-trainable params: {total - trainable:,}",
+        f"Kernels: {backend()} (slidenet.ops.backend(); SLIDENET_KERNELS=numpy forces NumPy)",
         rule,
     ]
     if not built:

@@ -110,6 +110,7 @@ from slidenet.ops.image_ops import (
     translation_transforms,
     zoom_transforms,
 )
+from slidenet.ops.kernels import backend
 from slidenet.ops.losses import (
     binary_cross_entropy,
     cross_entropy,
@@ -187,6 +188,7 @@ from slidenet.ops.shapes import conv_output_length
 from slidenet.ops.special import erf, erfc
 
 __all__ = [
+    "backend",
     "dense",
     "dense_backward",
     "dense_forward",

@@ -29,6 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from slidenet.ops import kernels
 from slidenet.ops.special import erfc
 
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -36,14 +37,47 @@ SELU_SCALE = 1.0507009873554804934193349852946
 _GELU_TANH_C = math.sqrt(2 / math.pi)  # gelu(x, approximate=True) uses tanh(c (x + 0.044715 x^3))
 
 
+# below this many elements NumPy's own loops beat a compiled call (its dispatch and thread start)
+_COMPILED_MIN_SIZE = 1 << 16
+_COMPILED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _compiled_relu_applies(a):
+    return (
+        kernels.compiled()
+        and isinstance(a, np.ndarray)
+        and a.dtype in _COMPILED_DTYPES
+        and a.size >= _COMPILED_MIN_SIZE
+        and a.flags.c_contiguous
+    )
+
+
 def relu_forward(x):
     """max(x, 0) elementwise; returns (y, cache) with the cache the mask x > 0."""
+    if _compiled_relu_applies(x):
+        from slidenet.ops.compiled import activations as compiled
+
+        y, mask = np.empty_like(x), np.empty(x.shape, bool)
+        compiled.relu_forward(x.reshape(-1), y.reshape(-1), mask.reshape(-1))
+        return y, mask
     mask = x > 0
     return np.maximum(x, 0, dtype=x.dtype), mask  # not x * mask: relu(-inf) is 0, not NaN
 
 
 def relu_backward(dy, cache):
     """dx = dy where x > 0, else 0."""
+    if (
+        _compiled_relu_applies(dy)
+        and isinstance(cache, np.ndarray)
+        and cache.dtype == np.bool_
+        and cache.shape == dy.shape
+        and cache.flags.c_contiguous
+    ):
+        from slidenet.ops.compiled import activations as compiled
+
+        dx = np.empty_like(dy)
+        compiled.relu_backward(dy.reshape(-1), cache.reshape(-1), dx.reshape(-1))
+        return dx
     return dy * cache
 
 

@@ -3,14 +3,19 @@
 All return the mean over the batch. Cross-entropy of probabilities clips them to [eps, 1 - eps]
 (eps = 1e-7, as Keras) so log never sees 0. The fused forms take logits: softmax followed by
 cross-entropy has the gradient (softmax(z) - onehot) / N, stable for any logits; the same holds
-for the focal cross-entropy (:func:`softmax_focal_crossentropy`).
+for the focal cross-entropy (:func:`softmax_focal_crossentropy`). With the compiled kernels
+(:mod:`slidenet.ops.kernels`) :func:`softmax_cross_entropy` runs as one pass over the logits
+(``slidenet/ops/compiled/losses.py``), the NumPy code below being the reference.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from slidenet.ops import kernels
+
 EPS = 1e-7
+COMPILED_MAX_CLASSES = 128  # softmax_cross_entropy's kernel runs up to this many classes
 
 
 def _onehot(labels, k, dtype):
@@ -32,10 +37,39 @@ def softmax_cross_entropy(logits, targets):
         (mean loss, dlogits (N, K)), dlogits = (softmax(logits) - targets) / N.
     """
     n, k = logits.shape
+    if kernels.compiled():
+        fused = _softmax_cross_entropy_compiled(logits, targets)
+        if fused is not None:
+            return fused
     logp = log_softmax(logits)
     t = _onehot(targets, k, logits.dtype) if targets.ndim == 1 else targets.astype(logits.dtype)
     loss = -(t * logp).sum() / n
     return float(loss), (np.exp(logp) * t.sum(axis=1, keepdims=True) - t) / n
+
+
+def _softmax_cross_entropy_compiled(logits, targets):
+    """softmax_cross_entropy as one compiled pass, or None where the kernel does not apply
+    (other dtypes, empty or mismatched shapes, labels out of range: the NumPy path decides) or
+    does not pay: above COMPILED_MAX_CLASSES classes NumPy's vectorised exp wins (the kernel
+    takes one scalar exp per entry; measured equal at about 300 classes in float32)."""
+    n, k = logits.shape
+    if logits.dtype not in (np.float32, np.float64) or not n or not 0 < k <= COMPILED_MAX_CLASSES:
+        return None
+    from slidenet.ops.compiled import losses as compiled
+
+    logits = np.ascontiguousarray(logits)
+    if targets.ndim == 1 and targets.dtype.kind in "iu" and targets.shape == (n,):
+        if compiled.bad_label(targets, k) >= 0:
+            return None
+        loss, grad = compiled.softmax_ce_labels(logits, np.ascontiguousarray(targets))
+    elif targets.shape == logits.shape:
+        t = np.ascontiguousarray(targets, dtype=logits.dtype)
+        loss, grad = compiled.softmax_ce_rows(logits, t)
+    else:
+        return None
+    # rounded to the logits' dtype as on the NumPy path: a float32 loss has float32's digits (so,
+    # e.g., an epoch's mean of the same batch losses does not depend on their order)
+    return float(logits.dtype.type(loss)), grad
 
 
 def sigmoid_binary_cross_entropy(logits, targets):

@@ -15,6 +15,10 @@ and they differ in the axes:
 
 The backward of the standardisation over axes A, with m the number of values it averages:
     dx = inv_std * (dxhat - mean_A(dxhat) - xhat * mean_A(dxhat * xhat)),   dxhat = dy * gamma.
+
+With the compiled kernels (:mod:`slidenet.ops.kernels`) batch norm's training forward and backward
+run as three and two passes over x (``slidenet/ops/compiled/normalization.py``); the NumPy code
+below is the reference.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+
+from slidenet.ops import kernels
 
 
 class BatchNormCache(NamedTuple):
@@ -38,6 +44,20 @@ def batchnorm_forward(x, gamma, beta, eps=1e-3):
     Returns:
         y (same shape as x), (mean (D,), var (D,)) of the batch, and the cache.
     """
+    c = x.shape[-1] if x.ndim else 0
+    if kernels.compiled() and _compiled_ok(x) and np.shape(gamma) == np.shape(beta) == (c,):
+        from slidenet.ops.compiled import normalization as compiled
+
+        y, xhat = np.empty_like(x), np.empty_like(x)
+        mean, var, inv_std = compiled.batchnorm_forward(
+            x.reshape(-1, c),
+            np.ascontiguousarray(gamma, x.dtype),
+            np.ascontiguousarray(beta, x.dtype),
+            float(eps),
+            y.reshape(-1, c),
+            xhat.reshape(-1, c),
+        )
+        return y, (mean, var), BatchNormCache(xhat, inv_std, gamma)
     axes = tuple(range(x.ndim - 1))
     mean = x.mean(axis=axes)
     var = x.var(axis=axes)
@@ -61,6 +81,24 @@ def batchnorm_backward(dy, cache: BatchNormCache):
     With m the number of elements per channel:
     dx = inv_std / m * (m * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat)), dxhat = dy * gamma.
     """
+    c = dy.shape[-1] if dy.ndim else 0
+    if (
+        kernels.compiled()
+        and _compiled_ok(dy, cache.xhat)
+        and cache.xhat.shape == dy.shape
+        and np.shape(cache.inv_std) == np.shape(cache.gamma) == (c,)
+    ):
+        from slidenet.ops.compiled import normalization as compiled
+
+        dx = np.empty_like(dy)
+        dgamma, dbeta = compiled.batchnorm_backward(
+            dy.reshape(-1, c),
+            cache.xhat.reshape(-1, c),
+            np.ascontiguousarray(cache.inv_std, dy.dtype),
+            np.ascontiguousarray(cache.gamma, dy.dtype),
+            dx.reshape(-1, c),
+        )
+        return dx, dgamma, dbeta
     axes = tuple(range(dy.ndim - 1))
     m = dy.size // dy.shape[-1]
     dbeta = dy.sum(axis=axes)
@@ -70,6 +108,18 @@ def batchnorm_backward(dy, cache: BatchNormCache):
         m * dxhat - dxhat.sum(axis=axes) - cache.xhat * (dxhat * cache.xhat).sum(axis=axes)
     )
     return dx.astype(dy.dtype, copy=False), dgamma, dbeta
+
+
+def _compiled_ok(*arrays) -> bool:
+    """Can the compiled batch norm take these arrays: C-contiguous, non-empty, at least 2-D,
+    all float32 or all float64?"""
+    first = arrays[0]
+    return (
+        first.dtype in (np.float32, np.float64)
+        and first.ndim >= 2
+        and first.size > 0
+        and all(a.dtype == first.dtype and a.flags.c_contiguous for a in arrays)
+    )
 
 
 # ----------------------------------------------------------------------- layer and group norm

@@ -10,6 +10,10 @@ real elements in the window, sum adds only real elements.
 The work is done as one strided slice per window offset (u, v), each covering every window at once:
 ph*pw array operations, independent of the image size. Global pooling reduces all positions of a
 channel to one number ("is the pattern anywhere?").
+
+With the compiled kernels (``slidenet.ops.kernels``) 2D pooling of float32 / float64 runs instead as
+one fused loop (``slidenet/ops/compiled/pool.py``, same numbers); max pooling then keeps each
+window's winning offset (int8) in place of the padded input and the output.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from slidenet._validation import fmt_shape, int_tuple
+from slidenet.ops import kernels
 from slidenet.ops.im2col import crop_spatial, pad_spatial
 from slidenet.ops.shapes import output_length, same_pads
 from slidenet.utils.threads import run_in_parts
@@ -36,6 +41,9 @@ class Pool2DCache(NamedTuple):
     xp: np.ndarray | None  # (N, Hp, Wp, D) padded input, for 'max' (its mask is found in backward)
     y: np.ndarray | None  # (N, Ho, Wo, D) output, for 'max'
     counts: np.ndarray | None  # (1, Ho, Wo, 1) real elements per window, for 'avg'
+    # compiled max pooling keeps, instead of xp and y, the offset u * pw + v of each window's
+    # winner (N, Ho, Wo, D) (-1: a NaN, routed nowhere); see slidenet/ops/compiled/pool.py
+    argmax: np.ndarray | None = None
 
 
 def pool2d_geometry(x_shape, pool_size, stride=None, padding="valid", who="pool2d"):
@@ -85,6 +93,8 @@ def pool2d_forward(x, pool_size=2, stride=None, padding="valid", kind="max"):
     who = f"{kind}_pool2d"
     _check_x(x, who)
     pads, pool, strides, out_hw = pool2d_geometry(x.shape, pool_size, stride, padding, who)
+    if kernels.compiled() and x.dtype in _COMPILED_DTYPES:
+        return _compiled_forward(x, kind, pads, pool, strides, out_hw)
     xp = pad_spatial(x, pads, -np.inf if kind == "max" else 0.0)
     counts = None
     slices = list(_offset_slices(pool, strides, out_hw))
@@ -119,6 +129,10 @@ def pool2d_backward(dy, cache: Pool2DCache):
     Max sends each dy to the element that won its window; average spreads dy / count over the real
     elements; sum copies dy to every element. Overlapping windows add up.
     """
+    if cache.argmax is not None or (
+        kernels.compiled() and dy.dtype in _COMPILED_DTYPES and cache.kind != "max"
+    ):
+        return _compiled_backward(dy, cache)
     slices = _offset_slices(cache.pool, cache.strides, cache.out_hw)
     overlap = any(s < p for s, p in zip(cache.strides, cache.pool, strict=True))
     (ho, wo), (sh, sw) = cache.out_hw, cache.strides
@@ -147,6 +161,98 @@ def pool2d_backward(dy, cache: Pool2DCache):
         g = dy / cache.counts if cache.kind == "avg" else dy
         for rows, cols in slices:
             dxp[:, rows, cols, :] += g
+    return crop_spatial(dxp, cache.pads)
+
+
+# ------------------------------------------------------------ compiled kernels (kernels.compiled())
+
+_COMPILED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _disjoint_and_covering(x_shape, pads, pool, strides, out_hw):
+    """(no element is in two windows, every element is in a window)."""
+    (ph, pw), (sh, sw), (ho, wo) = pool, strides, out_hw
+    (pt, _), (pl, _) = pads
+    disjoint = sh >= ph and sw >= pw
+    covering = (sh, sw) == (ph, pw) and ho * sh - pt >= x_shape[1] and wo * sw - pl >= x_shape[2]
+    return disjoint, covering
+
+
+def _compiled_forward(x, kind, pads, pool, strides, out_hw):
+    """pool2d_forward by the compiled kernels: no padded copy; max keeps the winners' offsets."""
+    from slidenet.ops.compiled import pool as compiled
+
+    n, h, w, d = x.shape
+    (ph, pw), (sh, sw), ((pt, pb), (pl, pr)) = pool, strides, pads
+    x = np.ascontiguousarray(x)
+    y = np.empty((n, *out_hw, d), x.dtype)
+    xp_shape = (n, h + pt + pb, w + pl + pr, d)
+    # 2x2 windows, stride 2, none reaching into the padding: the specialised kernels
+    two_by_two = pool == strides == (2, 2) and 2 * out_hw[0] <= h and 2 * out_hw[1] <= w
+    two_by_two = two_by_two and pt == pl == 0
+    if kind == "max":
+        size = ph * pw
+        arg = np.empty(y.shape, np.int8 if size < 128 else np.int16 if size < 32768 else np.int32)
+        if two_by_two:
+            compiled.max_pool2x2_forward(x, y, arg)
+        else:
+            compiled.max_pool2d_forward(x, ph, pw, sh, sw, pt, pl, y, arg)
+        return y, Pool2DCache(kind, xp_shape, pads, pool, strides, out_hw, None, None, None, arg)
+    counts = (
+        _window_counts(x.shape, pads, pool, strides, out_hw, x.dtype) if kind == "avg" else None
+    )
+    counts2 = (
+        np.ascontiguousarray(counts[0, :, :, 0]) if kind == "avg" else np.ones(out_hw, x.dtype)
+    )
+    if two_by_two:
+        compiled.sum_pool2x2_forward(x, kind == "avg", y)
+    else:
+        compiled.sum_pool2d_forward(x, ph, pw, sh, sw, pt, pl, counts2, kind == "avg", y)
+    return y, Pool2DCache(kind, xp_shape, pads, pool, strides, out_hw, None, None, counts)
+
+
+def _compiled_backward(dy, cache: Pool2DCache):
+    """pool2d_backward by the compiled kernels (max: from the recorded winners)."""
+    (ph, pw), (sh, sw), ((pt, pb), (pl, pr)) = cache.pool, cache.strides, cache.pads
+    n, hp, wp, d = cache.xp_shape
+    x_shape = (n, hp - pt - pb, wp - pl - pr, d)
+    if dy.shape != (n, *cache.out_hw, d):
+        raise ValueError(
+            f"{cache.kind}_pool2d backward: dy must have the output's shape "
+            f"{fmt_shape((n, *cache.out_hw, d))}, got {fmt_shape(dy.shape)}."
+        )
+    if not kernels.compiled() or dy.dtype not in _COMPILED_DTYPES:
+        return _argmax_backward_numpy(dy, cache)
+    from slidenet.ops.compiled import pool as compiled
+
+    disjoint, covering = _disjoint_and_covering(x_shape, cache.pads, *cache[3:6])
+    dy = np.ascontiguousarray(dy)
+    dx = (np.empty if covering else np.zeros)(x_shape, dy.dtype)
+    if cache.kind == "max":
+        if (
+            covering
+            and (ph, pw, pt, pl) == (2, 2, 0, 0)
+            and x_shape[1:3] == (2 * dy.shape[1], 2 * dy.shape[2])
+        ):
+            compiled.max_pool2x2_backward(dy, cache.argmax, dx)
+        else:
+            compiled.max_pool2d_backward(dy, cache.argmax, ph, pw, sh, sw, pt, pl, disjoint, dx)
+        return dx
+    avg = cache.kind == "avg"
+    counts2 = (
+        np.ascontiguousarray(cache.counts[0, :, :, 0]) if avg else np.ones(cache.out_hw, dy.dtype)
+    )
+    compiled.sum_pool2d_backward(dy, ph, pw, sh, sw, pt, pl, counts2, avg, disjoint, dx)
+    return dx
+
+
+def _argmax_backward_numpy(dy, cache: Pool2DCache):
+    """Max pooling's backward from recorded winners without the compiled kernels (a cache made by
+    the compiled forward, used while the NumPy path runs)."""
+    dxp = np.zeros(cache.xp_shape, dy.dtype)
+    slices = _offset_slices(cache.pool, cache.strides, cache.out_hw)
+    for k, (rows, cols) in enumerate(slices):
+        dxp[:, rows, cols, :] += np.where(cache.argmax == k, dy, 0)
     return crop_spatial(dxp, cache.pads)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from slidenet.optimizers._checks import check_bool
-from slidenet.optimizers.base import Optimizer, check_beta, check_epsilon
+from slidenet.optimizers.base import Optimizer, check_beta, check_epsilon, flat_arrays
 from slidenet.utils.threads import run_in_parts
 
 
@@ -86,6 +86,23 @@ class Adam(Optimizer):
                 w_ -= tmp
 
         run_in_parts(update, w.size, w.size)
+
+    def _update_compiled(self, i, w, g, lr, decay, decayed):
+        """The same update (and the decay) as one compiled pass: bit for bit the NumPy numbers."""
+        if type(self)._update is not Adam._update:  # a subclass with its own math
+            return False
+        flats = flat_arrays(w, g, *(self.slots[s][i] for s in self.slot_names))
+        if flats is None:
+            return False
+        from slidenet.ops.compiled import optim
+
+        b1, b2, t = self.beta_1, self.beta_2, self.iterations
+        f = w.dtype.type
+        lr_t = f(lr * np.sqrt(1 - b2**t) / (1 - b1**t))
+        eps, c1, c2 = f(self.epsilon), f(1 - b1), f(1 - b2)
+        kernel = optim.adam_amsgrad if self.amsgrad else optim.adam
+        kernel(*flats, lr_t, c1, c2, eps, f(decay), decayed)
+        return True
 
     def get_config(self):
         return {

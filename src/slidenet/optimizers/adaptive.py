@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from slidenet.optimizers._checks import check_bool, check_number
-from slidenet.optimizers.base import Optimizer, check_beta, check_epsilon
+from slidenet.optimizers.base import Optimizer, check_beta, check_epsilon, flat_arrays
 
 
 class RMSprop(Optimizer):
@@ -73,6 +73,34 @@ class RMSprop(Optimizer):
             step = p
         w -= step
 
+    def _update_compiled(self, i, w, g, lr, decay, decayed):
+        """The same update (and the decay) as one compiled pass: bit for bit the NumPy numbers."""
+        if type(self)._update is not RMSprop._update:  # a subclass with its own math
+            return False
+        flats = flat_arrays(w, g, *(self.slots[s][i] for s in self.slot_names))
+        if flats is None:
+            return False
+        from slidenet.ops.compiled import optim
+
+        f = w.dtype.type
+        state = dict(zip(self.slot_names, flats[2:], strict=True))
+        v = state["velocity"]
+        optim.rmsprop(
+            *flats[:2],
+            v,
+            state.get("momentum", v),  # unused (never touched) without momentum / centering
+            state.get("average_gradient", v),
+            f(lr),
+            f(1 - self.rho),
+            f(self.momentum),
+            f(self.epsilon),
+            bool(self.momentum),
+            self.centered,
+            f(decay),
+            decayed,
+        )
+        return True
+
     def get_config(self):
         return {
             **super().get_config(),
@@ -128,6 +156,19 @@ class Adagrad(Optimizer):
         G = self.slots["accumulator"][i]
         G += g * g
         w -= f(lr) * g / np.sqrt(G + f(self.epsilon))
+
+    def _update_compiled(self, i, w, g, lr, decay, decayed):
+        """The same update (and the decay) as one compiled pass: bit for bit the NumPy numbers."""
+        if type(self)._update is not Adagrad._update:  # a subclass with its own math
+            return False
+        flats = flat_arrays(w, g, self.slots["accumulator"][i])
+        if flats is None:
+            return False
+        from slidenet.ops.compiled import optim
+
+        f = w.dtype.type
+        optim.adagrad(*flats, f(lr), f(self.epsilon), f(decay), decayed)
+        return True
 
     def get_config(self):
         return {

@@ -12,6 +12,12 @@ One step, ``optimizer.apply(weights, grads)``, in Keras 3's order:
 4. the optimizer's own update of each weight and its state (the subclass's ``_update``);
 5. ``iterations += 1``.
 
+With the compiled kernels (:mod:`slidenet.ops.kernels`), steps 3 and 4 are one pass over each
+weight and its state for the optimizers that have a kernel (Adam and AdamW, SGD, RMSprop,
+Adagrad: ``_update_compiled``), giving the NumPy path's numbers bit for bit; the others, and
+arrays a kernel does not take (not C-contiguous, float16, state of another dtype), run the NumPy
+code.
+
 Weights are updated in place; the state (momenta, accumulators) lives in lists parallel to the
 weights, created on the first step with each weight's shape and dtype. ``variables()`` lists the
 state for model files and ``set_variables()`` restores it; with ``iterations`` and the config
@@ -24,6 +30,7 @@ import math
 
 import numpy as np
 
+from slidenet.ops import kernels
 from slidenet.optimizers._checks import check_number
 from slidenet.optimizers.schedules import LearningRateSchedule
 from slidenet.optimizers.schedules import deserialize as deserialize_schedule
@@ -132,12 +139,35 @@ class Optimizer:
         lr = self._step_learning_rate()
         grads = [g.astype(w.dtype, copy=False) for w, g in zip(weights, grads, strict=True)]
         grads = self._clip(grads)
+        if kernels.compiled() and len({id(w) for w in weights}) == len(weights):
+            self._apply_compiled(weights, grads, lr)
+            return
         if self.weight_decay:
             for w in weights:
                 w -= w * w.dtype.type(lr * self.weight_decay)
         self.iterations += 1
         for i, (w, g) in enumerate(zip(weights, grads, strict=True)):
             self._update(i, w, g, lr)
+
+    def _apply_compiled(self, weights, grads, lr) -> None:
+        """Steps 3-5 with the compiled kernels: weight by weight, decay and update in one pass
+        where the subclass has a kernel for it (:meth:`_update_compiled`), else the NumPy decay
+        and :meth:`_update`. The same numbers as the NumPy order (all decays, then all updates):
+        each weight's decay and update touch only that weight and its state."""
+        decayed = bool(self.weight_decay)
+        decay = lr * self.weight_decay if decayed else 0.0
+        self.iterations += 1
+        for i, (w, g) in enumerate(zip(weights, grads, strict=True)):
+            if not self._update_compiled(i, w, g, lr, decay, decayed):
+                if decayed:
+                    w -= w * w.dtype.type(decay)
+                self._update(i, w, g, lr)
+
+    def _update_compiled(self, i, w, g, lr, decay, decayed) -> bool:
+        """Decay (``w -= w * decay`` if ``decayed``) and update weight ``w`` with a compiled
+        kernel, returning True; or return False, changing nothing, where there is no kernel for
+        this case (then the NumPy path runs)."""
+        return False
 
     def _clip(self, grads: list[np.ndarray]) -> list[np.ndarray]:
         """Keras' gradient clipping; returns new arrays where it changes anything."""
@@ -201,6 +231,21 @@ class Optimizer:
         if isinstance(config.get("learning_rate"), dict):
             config["learning_rate"] = deserialize_schedule(config["learning_rate"], custom_objects)
         return cls(**config)
+
+
+def flat_arrays(w, g, *state) -> list[np.ndarray] | None:
+    """Flat views of a weight, its gradient and its state for a compiled update, or None unless
+    all are C-contiguous float32 or float64 arrays of w's size and dtype (w and the state
+    writeable)."""
+    dtype = w.dtype
+    if dtype not in (np.float32, np.float64):
+        return None
+    for a in (w, g, *state):
+        if a.dtype != dtype or a.size != w.size or not a.flags.c_contiguous:
+            return None
+        if a is not g and not a.flags.writeable:
+            return None
+    return [a.reshape(-1) for a in (w, g, *state)]
 
 
 def _norm(g: np.ndarray) -> float:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from slidenet.optimizers._checks import check_bool, check_number
-from slidenet.optimizers.base import Optimizer, check_beta
+from slidenet.optimizers.base import Optimizer, check_beta, flat_arrays
 
 
 class SGD(Optimizer):
@@ -58,6 +58,23 @@ class SGD(Optimizer):
             w += self.momentum * v - lr * g
         else:
             w += v
+
+    def _update_compiled(self, i, w, g, lr, decay, decayed):
+        """The same update (and the decay) as one compiled pass: bit for bit the NumPy numbers."""
+        if type(self)._update is not SGD._update:  # a subclass with its own math
+            return False
+        state = [self.slots["velocity"][i]] if self.momentum else []
+        flats = flat_arrays(w, g, *state)
+        if flats is None:
+            return False
+        from slidenet.ops.compiled import optim
+
+        f = w.dtype.type
+        if self.momentum:
+            optim.sgd_momentum(*flats, f(lr), f(self.momentum), self.nesterov, f(decay), decayed)
+        else:
+            optim.sgd(*flats, f(lr), f(decay), decayed)
+        return True
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}

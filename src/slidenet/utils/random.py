@@ -37,6 +37,8 @@ def spawn_generator(seed: int | None = None) -> np.random.Generator:
     """A new independent generator: from ``seed`` when given, else drawn from the global one."""
     if seed is None:
         seed = int(_generator.integers(2**63))
+    elif isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}.")
     return np.random.default_rng(seed)
 
 
