@@ -26,7 +26,7 @@ fmt: $(STAMP)
 # layer tests run again on the NumPy reference path (SLIDENET_KERNELS=numpy).
 test: $(STAMP) lint
 	OMP_NUM_THREADS=2 $(PY) -m pytest
-	SLIDENET_KERNELS=numpy OMP_NUM_THREADS=2 $(PY) -m pytest -q tests/ops tests/layers tests/models
+	SLIDENET_KERNELS=numpy OMP_NUM_THREADS=2 $(PY) -m pytest tests/ops tests/layers tests/models
 
 bench: $(STAMP)
 	$(PY) benchmarks/compare_torch.py

@@ -17,6 +17,14 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numba  # noqa: E402
 
+from slidenet.utils.threads import num_threads  # noqa: E402
+
+# One thread unless SLIDENET_NUM_THREADS asks for more, as for the NumPy path: in a training step
+# the BLAS threads (and torch's, in one process) keep spinning after their work, and parallel
+# kernels beside them made LeNet-5 training 7x slower here; on one thread the compiled kernels
+# made it 1.17x faster than NumPy (benchmarks/README.md, "Compiled kernels").
+numba.set_num_threads(min(num_threads(), numba.config.NUMBA_NUM_THREADS))
+
 
 def jit(fn=None, **options):
     """``numba.njit`` with the project's settings: cached on disk, no Python objects inside."""
