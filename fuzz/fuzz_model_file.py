@@ -67,8 +67,9 @@ def wrap_header(text: bytes) -> bytes:
     n = DEFAULT
     try:
         header = json.loads(text)
-        if isinstance(header, dict) and header.get("n_weights") in SEEDS:
-            n = header["n_weights"]
+        count = header.get("n_weights") if isinstance(header, dict) else None
+        if isinstance(count, int) and count in SEEDS:  # a dict or list is unhashable
+            n = count
     except (ValueError, RecursionError):
         pass
     out = io.BytesIO()
