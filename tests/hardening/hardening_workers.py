@@ -117,7 +117,10 @@ import slidenet as keras
 
 def tiny(input_shape, classes):
     return keras.Sequential([
-        keras.layers.Conv2D(4, 3, activation="relu", input_shape=input_shape),
+        keras.layers.Input(input_shape),
+        keras.layers.RandomFlip("horizontal"),  # augmentation's generator must resume too
+        keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant"),
+        keras.layers.Conv2D(4, 3, activation="relu"),
         keras.layers.BatchNormalization(),
         keras.layers.MaxPooling2D(2),
         keras.layers.Flatten(),

@@ -1,7 +1,7 @@
 """Exact resume: a training run SIGKILLed at random moments and resumed from its last checkpoint
 (per epoch, written atomically) ends with the same bits as a run that was never interrupted:
 weights, BatchNorm statistics, Adam's slots and step count, the learning-rate schedule, the
-shuffling and dropout generators and the history."""
+shuffling, dropout and augmentation (RandomFlip, RandomTranslation) generators and the history."""
 
 import numpy as np
 import pytest
