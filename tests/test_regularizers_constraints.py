@@ -43,16 +43,45 @@ def test_one_step_with_a_regularized_conv_matches_torch(reg, torch_penalty):
     )
 
 
-def test_regularizer_inside_a_nested_graph_and_a_composite_layer():
-    keras.utils.set_random_seed(0)
-    inner_in = keras.Input((4,))
-    dense = L.Dense(3, kernel_regularizer="l2")
-    inner = keras.Model(inner_in, dense(inner_in))
-    block = L.ResidualBlock(2, kernel_initializer="he_normal")
-    x = keras.Input((4,))
-    model = keras.Model(x, L.Dense(1)(inner(x)))
-    assert model.regularization_loss() == pytest.approx(0.01 * float((dense.kernel**2).sum()))
-    assert block.regularizers == {}
+class _Block(L.Layer):
+    """A composite layer whose Dense carries the regularizer."""
+
+    def __init__(self, reg, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = L.Dense(3, kernel_regularizer=reg, dtype="float64")
+
+    def call(self, x):
+        return self.dense(x)
+
+
+def _nested(reg):
+    inner_in = keras.Input((4,), dtype="float64")
+    inner = keras.Model(inner_in, L.Dense(3, kernel_regularizer=reg, dtype="float64")(inner_in))
+    x = keras.Input((4,), dtype="float64")
+    return keras.Model(x, L.Dense(2, dtype="float64")(_Block(reg)(inner(x))))
+
+
+def test_regularizers_inside_nested_graphs_and_composite_layers_reach_the_step():
+    # the same step with and without l2: the kernels differ by exactly lr * 2 * l2 * w
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(5, 4)), rng.normal(size=(5, 2))
+    runs = []
+    for reg in (None, regularizers.l2(0.05)):
+        keras.utils.set_random_seed(0)
+        model = _nested(reg)
+        model.compile(keras.optimizers.SGD(0.1), "mse")
+        before = model.get_weights()
+        if reg is not None:
+            kernels = [w for w in before if w.shape in ((4, 3), (3, 3))]
+            penalty = sum(0.05 * float((k**2).sum()) for k in kernels)
+            assert model.regularization_loss() == pytest.approx(penalty, rel=1e-12)
+        model.train_on_batch(x, y)
+        runs.append((before, model.get_weights()))
+    (b0, plain), (b1, regular) = runs
+    for w0, w1, a, b in zip(b0, b1, plain, regular, strict=True):
+        np.testing.assert_array_equal(w0, w1)
+        extra = 0.1 * 2 * 0.05 * w0 if w0.shape in ((4, 3), (3, 3)) else 0.0
+        np.testing.assert_allclose(b, a - extra, rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize(
