@@ -24,7 +24,6 @@ import numpy as np
 
 from slidenet._validation import fmt_shape
 from slidenet.layers.base import Layer
-from slidenet.layers.core import InputLayer
 from slidenet.models import graph, tape
 from slidenet.models.multi_io import MultiIOTraining
 
@@ -79,11 +78,11 @@ class Model(MultiIOTraining, _ModelBackward, Layer):
         who = f"Model '{self.name}'"
         if inputs is None or outputs is None:
             raise ValueError(f"{who}: give both inputs and outputs, e.g. Model(inputs, outputs).")
-        self._inputs, self._input_names, self._input_struct = _flatten(inputs, who, "inputs")
-        self._outputs, keys, self._output_struct = _flatten(outputs, who, "outputs")
+        self._inputs, self._input_names, self._input_struct = graph.structure(inputs, who, "inputs")
+        self._outputs, keys, self._output_struct = graph.structure(outputs, who, "outputs")
         self._nodes = graph.trace(self._inputs, self._outputs, who)
         self._input_names = self._input_names or [t.name for t in self._inputs]
-        self.output_names = keys or _output_names(self._outputs)
+        self.output_names = keys or graph.output_names(self._outputs)
         if len(set(self.output_names)) < len(self.output_names):
             self.output_names = [f"{n}_{i}" for i, n in enumerate(self.output_names)]
         seen, self.layers = set(), []
@@ -181,7 +180,9 @@ class Model(MultiIOTraining, _ModelBackward, Layer):
                 )
             return
         multi = isinstance(input_shape, list) and not isinstance(input_shape[0], int | None)
-        shapes = [_drop_batch(s) for s in input_shape] if multi else [_drop_batch(input_shape)]
+        shapes = (
+            [graph.drop_batch(s) for s in input_shape] if multi else [graph.drop_batch(input_shape)]
+        )
         self._in = shapes if multi else shapes[0]
         self._input_struct = "list" if multi else "single"
         self.built = True  # before the dry run: the layers inside build themselves on it
@@ -305,7 +306,7 @@ class Model(MultiIOTraining, _ModelBackward, Layer):
         if (list(input_shape) if isinstance(want, list) else tuple(input_shape)) != want:
             raise ValueError(
                 f"Model '{self.name}' expects inputs shaped {self.input_shape} but is called on "
-                f"tensors shaped {_shape_text(input_shape)}."
+                f"tensors shaped {graph.shapes_text(input_shape)}."
             )
         return list(self._out) if isinstance(self._out, list) else self._out
 
@@ -400,36 +401,3 @@ def _first_conv(node, input_ids) -> bool:
     from slidenet.layers.convolutional import Conv2D
 
     return isinstance(node.layer, Conv2D) and all(id(t) in input_ids for t in node.inputs)
-
-
-def _drop_batch(shape) -> tuple:
-    shape = tuple(shape)
-    return shape[1:] if shape and shape[0] is None else shape
-
-
-def _shape_text(shapes) -> str:
-    if isinstance(shapes, list):
-        return "[" + ", ".join(fmt_shape((None, *s)) for s in shapes) + "]"
-    return fmt_shape((None, *shapes))
-
-
-def _flatten(value, who, what):
-    """(tensors, keys or None, 'single' | 'list' | 'dict') for Model's inputs / outputs."""
-    if isinstance(value, dict):
-        if not value:
-            raise ValueError(f"{who}: {what} is an empty dict.")
-        return list(value.values()), [str(k) for k in value], "dict"
-    if isinstance(value, list | tuple):
-        if not value:
-            raise ValueError(f"{who}: {what} is an empty list.")
-        return list(value), None, "list"
-    return [value], None, "single"
-
-
-def _output_names(outputs) -> list[str]:
-    """Keras names outputs after the layers that make them."""
-    names = []
-    for t in outputs:
-        layer = t.node.layer
-        names.append(layer.name if not isinstance(layer, InputLayer) else t.name)
-    return names

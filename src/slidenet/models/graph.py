@@ -233,3 +233,38 @@ def layer_output(layer, call: int = -1):
 def layer_calls(layer) -> list[Node]:
     """The nodes recording each call of ``layer`` on symbolic tensors, oldest first."""
     return list(layer.__dict__.get("_inbound_nodes") or [])
+
+
+def drop_batch(shape) -> tuple:
+    """(None, 28, 28, 1) or (28, 28, 1) -> (28, 28, 1)."""
+    shape = tuple(shape)
+    return shape[1:] if shape and shape[0] is None else shape
+
+
+def shapes_text(shapes) -> str:
+    """One example shape, or a list of them, as (None, ...) text for messages."""
+    if isinstance(shapes, list):
+        return "[" + ", ".join(fmt_shape((None, *s)) for s in shapes) + "]"
+    return fmt_shape((None, *shapes))
+
+
+def structure(value, who, what):
+    """(tensors, keys or None, 'single' | 'list' | 'dict') for Model's inputs / outputs."""
+    if isinstance(value, dict):
+        if not value:
+            raise ValueError(f"{who}: {what} is an empty dict.")
+        return list(value.values()), [str(k) for k in value], "dict"
+    if isinstance(value, list | tuple):
+        if not value:
+            raise ValueError(f"{who}: {what} is an empty list.")
+        return list(value), None, "list"
+    return [value], None, "single"
+
+
+def output_names(outputs) -> list[str]:
+    """Keras names outputs after the layers that make them."""
+    names = []
+    for t in outputs:
+        layer = t.node.layer
+        names.append(t.name if not t.node.inputs else layer.name)  # an Input: its name
+    return names
