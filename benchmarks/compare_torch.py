@@ -1,8 +1,11 @@
 """slidenet vs PyTorch (CPU) on the lecture MNIST CNN and LeNet-5: training and inference img/s.
 
-Everything runs in one process with the same thread count. Each round times slidenet, torch NCHW and
-torch channels_last back to back (the order rotates every round) so machine drift cancels; every
-figure is the median over rounds, and ratios are taken within a round before the median.
+Each measurement runs in a fresh process with the same thread count (one framework's threads keep
+spinning after its work and slowed the other when they shared a process). Each round times
+slidenet, torch NCHW and torch channels_last back to back (the order rotates every round) so
+machine drift cancels; every figure is the median over rounds, and ratios are taken within a round
+before the median. slidenet gets ``SLIDENET_NUM_THREADS`` = ``--threads`` (its split training
+step, slidenet/models/sharded_step.py), torch ``torch.set_num_threads``.
 
 Usage:
     python benchmarks/compare_torch.py                 # batch 100, 7 rounds
@@ -203,6 +206,69 @@ def peak_memory(name, batch, steps=20):
     return result
 
 
+FRAMEWORKS = ("slidenet", "torch NCHW", "torch channels_last")
+INFERENCE_KINDS = (
+    "slidenet",
+    "torch NCHW",
+    "torch NCHW chunked",
+    "torch channels_last",
+    "torch channels_last chunked",
+)
+
+_TIMING_CHILD = """
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+framework, name, batch, seconds, threads, infer = sys.argv[2:8]
+batch, seconds, threads, infer = int(batch), float(seconds), int(threads), infer == "1"
+import compare_torch as ct
+rates = {}
+if framework == "slidenet":
+    train, predict = ct.slidenet_runner(name, batch)
+    rates["train"] = ct.rate(train, batch, seconds)
+    if infer:
+        rates["slidenet"] = ct.rate(predict, 1000, seconds)
+else:
+    import torch
+    torch.set_num_threads(threads)
+    train, one_call, chunked = ct.torch_runner(name, batch, framework == "torch channels_last")
+    rates["train"] = ct.rate(train, batch, seconds)
+    if infer:
+        rates[framework] = ct.rate(one_call, 1000, seconds)
+        rates[framework + " chunked"] = ct.rate(chunked, 1000, seconds)
+print(json.dumps(rates))
+"""
+
+
+def measure(framework, name, batch, seconds, threads, infer):
+    """Training (and inference) img/s of one framework in a fresh process: the threads of one
+    framework keep spinning for a while after its work, which slowed the other one (up to 3x)
+    when both ran in one process. Returns {"train": img/s, inference kind: img/s, ...}."""
+    import json
+    import subprocess
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = {**os.environ, "SLIDENET_NUM_THREADS": str(threads)}
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _TIMING_CHILD,
+            here,
+            framework,
+            name,
+            str(batch),
+            str(seconds),
+            str(threads),
+            "1" if infer else "0",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def rate(fn, images, seconds):
     """Images per second of fn (which processes ``images`` per call), timed for ``seconds``."""
     fn()
@@ -291,7 +357,7 @@ def main(argv=None):
     parser.add_argument("--models", nargs="+", default=["mnist_cnn", "lenet5"])
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[100])
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--seconds", type=float, default=1.0, help="timing window per measurement")
+    parser.add_argument("--seconds", type=float, default=2.0, help="timing window per measurement")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--write",
@@ -325,27 +391,15 @@ def main(argv=None):
     rows = []
     for name in args.models:
         for batch in args.batch_sizes:
-            sn_train, sn_infer = slidenet_runner(name, batch)
-            t_nchw, i_nchw_one, i_nchw_chunk = torch_runner(name, batch, False)
-            t_cl, i_cl_one, i_cl_chunk = torch_runner(name, batch, True)
-            trains = {"slidenet": sn_train, "torch NCHW": t_nchw, "torch channels_last": t_cl}
-            infers = {
-                "slidenet": sn_infer,
-                "torch NCHW": i_nchw_one,
-                "torch NCHW chunked": i_nchw_chunk,
-                "torch channels_last": i_cl_one,
-                "torch channels_last chunked": i_cl_chunk,
-            }
-            train_rates = {k: [] for k in trains}
-            infer_rates = {k: [] for k in infers}
-            for r in range(args.rounds):
-                keys = list(trains)
-                for k in keys[r % len(keys) :] + keys[: r % len(keys)]:
-                    train_rates[k].append(rate(trains[k], batch, args.seconds))
-                if batch == args.batch_sizes[0]:
-                    keys = list(infers)
-                    for k in keys[r % len(keys) :] + keys[: r % len(keys)]:
-                        infer_rates[k].append(rate(infers[k], 1000, args.seconds))
+            infer = batch == args.batch_sizes[0]
+            train_rates = {k: [] for k in FRAMEWORKS}
+            infer_rates = {k: [] for k in INFERENCE_KINDS} if infer else {"slidenet": []}
+            for r in range(args.rounds):  # a fresh process per framework and round
+                for k in FRAMEWORKS[r % 3 :] + FRAMEWORKS[: r % 3]:
+                    rates = measure(k, name, batch, args.seconds, args.threads, infer)
+                    train_rates[k].append(rates.pop("train"))
+                    for kind, value in rates.items():
+                        infer_rates[kind].append(value)
             med = {k: statistics.median(v) for k, v in train_rates.items()}
 
             def ratio(rates, other):

@@ -15,6 +15,7 @@ from slidenet import optimizers as optimizers_mod
 from slidenet._validation import as_array, as_float_array, fmt_shape
 from slidenet.callbacks import CallbackList, History, ProgressBar
 from slidenet.models import data_adapter as batch_data
+from slidenet.models import sharded_step
 from slidenet.models.saving import file_history
 from slidenet.models.training_utils import (  # noqa: F401 - re-exported
     PREDICT_CHUNK_BYTES,
@@ -131,12 +132,18 @@ class TrainingMixin:
 
     def _train_step(self, x, y):
         # overflow shows up as a non-finite loss, which fit reports with epoch and batch
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            out = self._forward(x, training=True)
-            loss, grad, fused = self._loss_and_grad(out, y)
-        if not math.isfinite(loss):
-            return loss, out
-        self._backward(grad, fused, need_dx=False)
+        parts = sharded_step.plan(self, len(x))
+        if parts > 1:  # the batch split over threads, one shard each (sharded_step.py)
+            loss, out = sharded_step.forward_backward(self, x, y, parts)
+            if not math.isfinite(loss):
+                return loss, out
+        else:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                out = self._forward(x, training=True)
+                loss, grad, fused = self._loss_and_grad(out, y)
+            if not math.isfinite(loss):
+                return loss, out
+            self._backward(grad, fused, need_dx=False)
         pairs = [
             (w, g)
             for layer in self.layers
@@ -400,7 +407,9 @@ class TrainingMixin:
             return batch_data.predict_batches(self, x, steps)
         batch_size = min(_check_batch_size(batch_size, "predict"), self._largest_fast_chunk())
         x = self._prepare_x(x, "predict", lazy=True, empty_ok=True)
-        out = None
+        out = sharded_step.predict_in_threads(self, x, batch_size, self._batch)
+        if out is not None:  # chunks spread over the cores (models/sharded_step.py)
+            return out
         for start in range(0, len(x), batch_size):
             chunk = self._forward(self._batch(x, slice(start, start + batch_size)), training=False)
             if out is None:
