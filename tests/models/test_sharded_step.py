@@ -7,7 +7,6 @@ import pytest
 
 import slidenet as keras
 from slidenet.models import sharded_step
-from slidenet.utils import blas
 
 layers = keras.layers
 
@@ -116,10 +115,3 @@ def test_predict_in_threads_equals_one_thread(extra, monkeypatch):
     monkeypatch.setenv("SLIDENET_NUM_THREADS", "2")
     assert sharded_step.predict_in_threads(model, x, 8, model._batch) is not None
     np.testing.assert_allclose(model.predict(x, batch_size=8), one, rtol=1e-6, atol=1e-7)
-
-
-def test_blas_threads_are_restored_after_the_block():
-    before = blas.get_num_threads()
-    with blas.blas_threads(1):
-        assert blas.get_num_threads() in (1, None)
-    assert blas.get_num_threads() == before

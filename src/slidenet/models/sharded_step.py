@@ -35,6 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from slidenet.utils.blas import blas_threads
+from slidenet.utils.memory import reuse_freed_memory
 
 MIN_SHARD = 8  # examples per shard at least: below, the threads' overhead outweighs the gain
 
@@ -165,9 +166,19 @@ def _shard_step(twin, x, y):
     return loss, out
 
 
-def forward_backward(model, x, y, parts: int):
-    """The split step's forward and backward passes: sets every layer's ``grads`` to the batch
-    gradient and returns (loss, outputs (N, ...)), as the one-thread step would."""
+def forward_backward(model, x, y):
+    """A training step's forward and backward passes: sets every layer's ``grads`` to the batch
+    gradient and returns (loss, outputs (N, ...)). Split over threads when :func:`plan` says so,
+    else the one-thread passes (a non-finite loss skips the backward pass)."""
+    reuse_freed_memory()
+    parts = plan(model, len(x))
+    if parts == 1:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            out = model._forward(x, training=True)
+            loss, grad, fused = model._loss_and_grad(out, y)
+        if np.isfinite(loss):
+            model._backward(grad, fused, need_dx=False)
+        return loss, out
     bounds = shard_bounds(len(x), parts)
     twins = _twins(model, parts)
     pieces = [
@@ -227,6 +238,7 @@ def predict_in_threads(model, x, batch_size, take_batch):
         _one_compiled_thread()
         return [twins[s]._forward(take_batch(x, c), training=False) for c in chunks[s::parts]]
 
+    reuse_freed_memory()
     with blas_threads(1):
         futures = [_executor(parts - 1).submit(run, s) for s in range(1, parts)]
         results = [run(0)] + [f.result() for f in futures]

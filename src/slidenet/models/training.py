@@ -131,19 +131,10 @@ class TrainingMixin:
         return loss, grad, fused
 
     def _train_step(self, x, y):
-        # overflow shows up as a non-finite loss, which fit reports with epoch and batch
-        parts = sharded_step.plan(self, len(x))
-        if parts > 1:  # the batch split over threads, one shard each (sharded_step.py)
-            loss, out = sharded_step.forward_backward(self, x, y, parts)
-            if not math.isfinite(loss):
-                return loss, out
-        else:
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                out = self._forward(x, training=True)
-                loss, grad, fused = self._loss_and_grad(out, y)
-            if not math.isfinite(loss):
-                return loss, out
-            self._backward(grad, fused, need_dx=False)
+        # forward, loss and backward (layer.grads), the batch split over threads when it pays
+        loss, out = sharded_step.forward_backward(self, x, y)
+        if not math.isfinite(loss):  # overflow: fit reports it with epoch and batch
+            return loss, out
         pairs = [
             (w, g)
             for layer in self.layers
