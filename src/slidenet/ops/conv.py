@@ -27,6 +27,7 @@ from typing import NamedTuple
 import numpy as np
 
 from slidenet._validation import fmt_shape, int_tuple
+from slidenet.ops.dense import column_sums
 from slidenet.ops.im2col import crop_spatial, im2col, pad_spatial
 from slidenet.ops.shapes import effective_size, output_length, resolve_padding
 from slidenet.ops.winograd import winograd_applies, winograd_backward, winograd_conv2d
@@ -155,7 +156,7 @@ def conv2d_backward(dy, cache: Conv2DCache, need_dx=True):
     """
     k = cache.w.shape[3]
     dy2 = dy.reshape(-1, k)
-    db = dy2.sum(axis=0) if cache.has_bias else None
+    db = column_sums(dy2) if cache.has_bias else None
     if cache.tiles is not None:  # Winograd: both gradients in the transformed domain
         dx, dw = winograd_backward(dy, cache.tiles, cache.w, cache.pads, need_dx)
         return dx, dw, db

@@ -26,6 +26,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from slidenet._validation import fmt_shape, int_tuple
 from slidenet.ops.checked import _sliding
+from slidenet.ops.dense import column_sums
 from slidenet.ops.im2col import pad_spatial
 from slidenet.ops.shapes import effective_size, output_length, resolve_padding
 
@@ -184,7 +185,7 @@ def conv3d_backward(dy, cache: Conv3DCache, need_dx=True):
     """
     k = cache.w.shape[-1]
     dy2 = dy.reshape(-1, k)
-    db = dy2.sum(axis=0) if cache.has_bias else None
+    db = column_sums(dy2) if cache.has_bias else None
     dw = (cache.cols.T @ dy2).reshape(cache.w.shape)
     if not need_dx:
         return None, dw, db
