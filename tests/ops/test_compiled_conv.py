@@ -1,0 +1,85 @@
+"""The compiled col2im input gradient (slidenet/ops/compiled/conv.py) against the NumPy path.
+
+conv2d's backward pass runs under kernels.using("numpy") (per-tap GEMMs, the reference) and
+kernels.using("numba") (dy @ W^T, then one compiled col2im, for input depths up to
+COL2IM_MAX_DEPTH); dx must agree to 1e-5 (float32) / 1e-12 (float64) relative, dw and db exactly
+(they do not change path).
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from slidenet.ops import conv, kernels
+
+pytest.importorskip("numba")
+
+TOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-12}
+
+# id, x (N, H, W, D), w (Fh, Fw, D, K), stride, padding, dilation
+CASES = [
+    ("lenet-conv2", (4, 14, 14, 6), (5, 5, 6, 16), 1, "valid", 1),
+    ("one-channel-same", (3, 12, 12, 1), (5, 5, 1, 8), 1, "same", 1),
+    ("F3-S2-same", (2, 9, 9, 3), (3, 3, 3, 4), 2, "same", 1),
+    ("F3x2-S(2,1)", (2, 8, 7, 2), (3, 2, 2, 5), (2, 1), "valid", 1),
+    ("F3-dilated", (2, 10, 10, 4), (3, 3, 4, 3), 1, "same", 2),
+    ("F3-dilated-S2", (1, 11, 11, 2), (3, 3, 2, 3), 2, ((1, 2), (0, 1)), (2, 1)),
+    ("1x1-S2", (2, 6, 6, 5), (1, 1, 5, 4), 2, "valid", 1),
+    ("max-depth", (1, 6, 6, conv.COL2IM_MAX_DEPTH), (3, 3, conv.COL2IM_MAX_DEPTH, 2), 1, 1, 1),
+]
+
+
+def _grads(backend, x, w, dy, stride, padding, dilation):
+    with kernels.using(backend):
+        _, cache = conv.conv2d_forward(
+            x, w, np.zeros(w.shape[3], x.dtype), stride=stride, padding=padding, dilation=dilation
+        )
+        return conv.conv2d_backward(dy, cache)
+
+
+def _check(x_shape, w_shape, stride, padding, dilation, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    y = conv.conv2d(x, w, stride=stride, padding=padding, dilation=dilation)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    ref = _grads("numpy", x, w, dy, stride, padding, dilation)
+    got = _grads("numba", x, w, dy, stride, padding, dilation)
+    assert got[0].shape == x.shape and got[0].dtype == x.dtype
+    scale = np.abs(ref[0]).max()
+    np.testing.assert_allclose(got[0], ref[0], rtol=0, atol=TOL[np.dtype(dtype)] * scale)
+    np.testing.assert_array_equal(got[1], ref[1])
+    np.testing.assert_array_equal(got[2], ref[2])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape", "stride", "padding", "dilation"),
+    [c[1:] for c in CASES],
+    ids=[c[0] for c in CASES],
+)
+def test_compiled_input_gradient_equals_the_numpy_path(
+    x_shape, w_shape, stride, padding, dilation, dtype
+):
+    _check(x_shape, w_shape, stride, padding, dilation, dtype)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(1, 3),
+    hw=st.tuples(st.integers(3, 10), st.integers(3, 10)),
+    d=st.integers(1, 6),
+    k=st.integers(1, 5),
+    f=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    s=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    dil=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    padding=st.sampled_from(["valid", "same"]),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    seed=st.integers(0, 1000),
+)
+def test_compiled_input_gradient_property(n, hw, d, k, f, s, dil, padding, dtype, seed):
+    if any(h < (fi - 1) * di + 1 for h, fi, di in zip(hw, f, dil, strict=True)):
+        padding = "same"  # the kernel does not fit unpadded
+    _check((n, *hw, d), (*f, d, k), s, padding, dil, dtype, seed)
+
