@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import copy
 import os
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from slidenet.ops import kernels
 from slidenet.utils.blas import blas_threads
 from slidenet.utils.memory import reuse_freed_memory
 
@@ -150,9 +150,10 @@ def _keep_buffers(model, twins) -> None:
 
 def _one_compiled_thread() -> None:
     """Compiled kernels started from a shard thread use that thread alone."""
-    numba = sys.modules.get("numba")
-    if numba is not None and numba.get_num_threads() != 1:
-        numba.set_num_threads(1)
+    if kernels.compiled():  # (the import waits if another thread is importing Numba)
+        from slidenet.ops.compiled import use_one_thread
+
+        use_one_thread()
 
 
 def _shard_step(twin, x, y):

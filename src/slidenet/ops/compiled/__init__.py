@@ -32,3 +32,10 @@ def jit(fn=None, **options):
     if fn is None:
         return lambda f: numba.njit(**settings)(f)
     return numba.njit(**settings)(fn)
+
+
+def use_one_thread() -> None:
+    """Parallel kernels started from the calling thread use that thread alone (Numba's thread
+    count is per thread): for the threads of a split training step, which already fill the cores."""
+    if numba.get_num_threads() != 1:
+        numba.set_num_threads(1)
