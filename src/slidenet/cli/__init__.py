@@ -32,6 +32,7 @@ COMMANDS = (
     "report",
     "export",
     "scan",
+    "explore",
 )
 
 EXAMPLES = """\
@@ -44,6 +45,7 @@ slidenet filter photo.png --kernel gaussian:5:1.2 -o blurred.png
 slidenet explain conv --input 32x32x3 --filters 10 --kernel 5 --padding 2
 slidenet report cnn.slidenet --dataset mnist-sample -o report.html
 slidenet export cnn.slidenet -o cnn.onnx
+slidenet explore cnn.slidenet --dataset mnist-sample
 slidenet train --help"""
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from slidenet.cli._common import CLIError, note
+from slidenet.utils.image_input import resize_image
 
 NAMES = ("mnist-sample", "mnist", "fashion-mnist", "xo")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
@@ -178,24 +179,7 @@ def _from_npz(spec: str, path: Path) -> Dataset:
 # ----- images -----------------------------------------------------------------------------------
 def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     """Resize a float image (H, W) or (H, W, C) with Pillow (Lanczos), per channel."""
-    from PIL import Image
-
-    if image.shape[:2] == (height, width):
-        return image
-    channels = image[..., None] if image.ndim == 2 else image
-    out = np.stack(
-        [
-            np.asarray(
-                Image.fromarray(np.ascontiguousarray(channels[..., c], dtype=np.float32)).resize(
-                    (width, height), Image.Resampling.LANCZOS
-                )
-            )
-            for c in range(channels.shape[2])
-        ],
-        axis=-1,
-    )
-    out = np.clip(out, 0.0, 1.0).astype(np.float32)
-    return out[..., 0] if image.ndim == 2 else out
+    return resize_image(image, height, width)
 
 
 def read_image(path, channels: int) -> np.ndarray:

@@ -14,6 +14,7 @@ import numpy as np
 
 from slidenet.cli import _common, _data
 from slidenet.cli._common import note
+from slidenet.utils.image_input import output_probabilities, to_model_input
 
 EXAMPLES = """\
 slidenet predict cnn.slidenet digit.png
@@ -49,34 +50,19 @@ def add_parser(subparsers):
 
 def prepare(path, target, invert: bool) -> np.ndarray:
     """One image file as the model's input (H, W, C), float32 in [0, 1]."""
-    height, width, channels = target
-    image = _data.read_image(path, channels)
-    if image.shape[:2] != (height, width):
-        note(
-            f"{path} is {image.shape[0]}x{image.shape[1]}; resized to {height}x{width}, the "
-            "model's input size"
-        )
-        image = _data.resize(image, height, width)
-    if invert:
-        return 1.0 - image
-    if channels == 1 and image.mean() > 0.5:
-        note(
-            f"{path} is mostly light (mean {image.mean():.2f}); models trained on light strokes "
-            "on a dark background (MNIST) need --invert"
-        )
-    return image
+    image = _data.read_image(path, target[2])
+    x, notes = to_model_input(image, target, invert, name=str(path))
+    for message in notes:
+        note(message)
+    return x
 
 
 def probabilities(outputs: np.ndarray) -> np.ndarray:
     """The model's outputs as class probabilities (N, K)."""
-    outputs = outputs.astype(np.float64)
-    if outputs.shape[1] == 1:  # one sigmoid unit: P(class 1)
-        return np.concatenate([1.0 - outputs, outputs], axis=1)
-    if outputs.min() >= 0 and np.allclose(outputs.sum(axis=1), 1.0, atol=1e-3):
-        return outputs
-    note("the model's outputs are not probabilities (no softmax); applying softmax")
-    z = np.exp(outputs - outputs.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
+    probs, notes = output_probabilities(outputs)
+    for message in notes:
+        note(message)
+    return probs
 
 
 def run(args) -> int:
