@@ -1,4 +1,5 @@
-"""The compiled col2im input gradient (slidenet/ops/compiled/conv.py) against the NumPy path.
+"""Compiled convolution kernels against the NumPy path: col2im (compiled/conv.py), Winograd
+tile transforms (compiled/winograd.py).
 
 conv2d's backward pass runs under kernels.using("numpy") (per-tap GEMMs, the reference) and
 kernels.using("numba") (dy @ W^T, then one compiled col2im, for input depths up to
@@ -83,3 +84,60 @@ def test_compiled_input_gradient_property(n, hw, d, k, f, s, dil, padding, dtype
         padding = "same"  # the kernel does not fit unpadded
     _check((n, *hw, d), (*f, d, k), s, padding, dil, dtype, seed)
 
+
+# Winograd: the compiled tile transforms (slidenet/ops/compiled/winograd.py) against NumPy's
+# Kronecker GEMMs; the same batched GEMM stage, so the results differ by rounding only.
+WINOGRAD_CASES = [
+    ("F5-same-lecture", (2, 14, 14, 4), 5, ((2, 2), (2, 2))),
+    ("F5-valid", (2, 9, 11, 3), 5, ((0, 0), (0, 0))),
+    ("F3-same", (3, 7, 6, 5), 3, ((1, 1), (1, 1))),
+    ("F3-uneven-pads", (1, 8, 9, 2), 3, ((0, 2), (1, 0))),
+    ("F5-one-tile", (1, 4, 4, 2), 5, ((2, 2), (2, 2))),
+]
+
+
+def _winograd(backend, x, w, b, dy, pads):
+    from slidenet.ops import winograd
+
+    with kernels.using(backend):
+        y, tiles = winograd.winograd_conv2d(x, w, pads, return_tiles=True, b=b)
+        dx, dw = winograd.winograd_backward(dy, tiles, w, pads)
+    return y, dx, dw
+
+
+def _check_winograd(x_shape, r, pads, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal((r, r, x_shape[3], 3)).astype(dtype)
+    b = rng.standard_normal(3).astype(dtype)
+    y = conv.conv2d(x, w, b, padding=pads)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    ref = _winograd("numpy", x, w, b, dy, pads)
+    got = _winograd("numba", x, w, b, dy, pads)
+    np.testing.assert_allclose(ref[0], y, rtol=0, atol=1e-4 * np.abs(y).max())  # a real conv
+    for a, g in zip(ref, got, strict=True):
+        assert g.shape == a.shape and g.dtype == a.dtype
+        np.testing.assert_allclose(g, a, rtol=0, atol=TOL[np.dtype(dtype)] * np.abs(a).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    ("x_shape", "r", "pads"), [c[1:] for c in WINOGRAD_CASES], ids=[c[0] for c in WINOGRAD_CASES]
+)
+def test_compiled_winograd_transforms_equal_the_numpy_path(x_shape, r, pads, dtype):
+    _check_winograd(x_shape, r, pads, dtype)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(1, 3),
+    hw=st.tuples(st.integers(5, 13), st.integers(5, 13)),
+    d=st.integers(1, 5),
+    r=st.sampled_from([3, 5]),
+    pads=st.tuples(st.integers(0, 2), st.integers(0, 2), st.integers(0, 2), st.integers(0, 2)),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    seed=st.integers(0, 1000),
+)
+def test_compiled_winograd_property(n, hw, d, r, pads, dtype, seed):
+    pt, pb, pl, pr = pads
+    _check_winograd((n, *hw, d), r, ((pt, pb), (pl, pr)), dtype, seed)

@@ -127,14 +127,14 @@ def conv2d_forward(
     fh, fw, d, k = w.shape
     _check_algorithm(algorithm, (fh, fw), strides, dilations, pads, "conv2d")
     if algorithm == "winograd":
-        y, tiles = winograd_conv2d(x, w, pads, return_tiles=True)
+        y, tiles = winograd_conv2d(x, w, pads, return_tiles=True, b=b)  # the bias added
         cols, xp_shape = None, _padded_shape(x.shape, pads)
     else:
         xp = pad_spatial(x, pads)
         cols = im2col(xp, (fh, fw), strides, dilations, (ho, wo), out=cols_out)
         y = (cols @ w.reshape(fh * fw * d, k).astype(x.dtype, copy=False)).reshape(-1, ho, wo, k)
         tiles, xp_shape = None, xp.shape
-    if b is not None:
+    if b is not None and algorithm != "winograd":
         y += b.astype(x.dtype, copy=False)
     cache = Conv2DCache(cols, tiles, w, b is not None, xp_shape, pads, strides, dilations, (ho, wo))
     return y, cache

@@ -26,6 +26,8 @@ import functools
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from slidenet.ops import kernels
+
 # interpolation points (infinity is added); the small ones keep the float32 error low
 _POINTS = (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 3.0, -3.0)
 
@@ -66,18 +68,30 @@ def _kron_matrices(m: int, r: int, dtype):
     return tuple(np.kron(t, t).astype(dtype) for t in (at, g, bt))
 
 
+@functools.cache
+def _matrices(m: int, r: int, dtype):
+    """(AT, G, BT) of F(m, r) in ``dtype``, for the compiled transforms."""
+    return tuple(t.astype(dtype) for t in winograd_matrices(m, r))
+
+
+def _compiled(dtype) -> bool:
+    return kernels.compiled() and dtype in (np.float32, np.float64)
+
+
 def tile_size_for(r: int) -> int:
     """The output tile m used for an r x r filter: F(4x4, 3x3) and F(4x4, 5x5)."""
     return 4
 
 
-def winograd_conv2d(x, w, pads, m=None, return_tiles=False):
+def winograd_conv2d(x, w, pads, m=None, return_tiles=False, b=None):
     """Stride-1 correlation of x (N, H, W, D) with w (r, r, D, K), zero padding ``pads``
-    ((top, bottom), (left, right)), each pad in [0, r-1]. Returns y (N, Ho, Wo, K), Ho = H + pt +
-    pb - r + 1, in x's dtype; the same numbers as im2col + GEMM up to rounding.
+    ((top, bottom), (left, right)), each pad in [0, r-1], plus the bias b (K,) if given. Returns
+    y (N, Ho, Wo, K), Ho = H + pt + pb - r + 1, in x's dtype; the same numbers as im2col + GEMM
+    up to rounding.
 
     With return_tiles=True also returns the transformed input tiles U = B^T d B, (a*a, T, D) with
-    T = tiles * N, which :func:`winograd_weight_grad` reuses.
+    T = tiles * N, which :func:`winograd_backward` reuses. With the compiled kernels the tile
+    transforms run as one pass each (slidenet/ops/compiled/winograd.py); the GEMM stage is shared.
     """
     n, h, wi, d = x.shape
     r, k = w.shape[0], w.shape[3]
@@ -87,6 +101,17 @@ def winograd_conv2d(x, w, pads, m=None, return_tiles=False):
     ho, wo = h + pt + pb - r + 1, wi + pl + pr - r + 1
     th, tw = -(-ho // m), -(-wo // m)
     at2, g2, bt2 = _kron_matrices(m, r, np.dtype(x.dtype))
+    v = (g2 @ w.astype(x.dtype, copy=False).reshape(r * r, d * k)).reshape(a * a, d, k)
+    if _compiled(x.dtype):
+        from slidenet.ops.compiled import winograd as cw
+
+        at, _, bt = _matrices(m, r, np.dtype(x.dtype))
+        u = np.empty((a * a, th * tw * n, d), x.dtype)
+        cw.input_transform(x, bt, pt, pl, th, tw, m, u)
+        y = np.empty((n, ho, wo, k), x.dtype)
+        bias = np.zeros(k, x.dtype) if b is None else b.astype(x.dtype, copy=False)
+        cw.output_transform(np.matmul(u, v), at, bias, th, tw, y)
+        return (y, u) if return_tiles else y
     # padded input in (H, W, N, D) order, tall and wide enough for whole tiles
     z = np.zeros((th * m + r - 1, tw * m + r - 1, n, d), x.dtype)
     z[pt : pt + h, pl : pl + wi] = x.transpose(1, 2, 0, 3)
@@ -96,12 +121,13 @@ def winograd_conv2d(x, w, pads, m=None, return_tiles=False):
     dt = np.empty((a * a, th * tw * n * d), x.dtype)
     np.copyto(dt.reshape(tiles.shape), tiles)
     u = (bt2 @ dt).reshape(a * a, th * tw * n, d)  # B^T d B for all tiles and channels
-    v = (g2 @ w.astype(x.dtype, copy=False).reshape(r * r, d * k)).reshape(a * a, d, k)
     prod = np.matmul(u, v)  # (a*a, tiles*N, K): the sum over D, one GEMM per point
     yt = (at2 @ prod.reshape(a * a, -1)).reshape(m, m, th, tw, n, k)
     y = np.empty((n, ho, wo, k), x.dtype)
     full = yt.transpose(4, 2, 0, 3, 1, 5).reshape(n, th * m, tw * m, k)
     np.copyto(y, full[:, :ho, :wo])
+    if b is not None:
+        y += b.astype(x.dtype, copy=False)
     return (y, u) if return_tiles else y
 
 
@@ -130,24 +156,37 @@ def winograd_backward(dy, tiles, w, pads, need_dx=True, m=None):
     a = m + r - 1
     th, tw = -(-ho // m), -(-wo // m)
     at2, g2, bt2 = _kron_matrices(m, r, np.dtype(dy.dtype))
-    # dy cut into m x m tiles, in the tiles' (th, tw, N) order: (m*m, T*K)
-    z = np.zeros((th * m, tw * m, n, k), dy.dtype)
-    z[:ho, :wo] = dy.transpose(1, 2, 0, 3)
-    dyt = np.empty((m * m, th * tw * n * k), dy.dtype)
-    np.copyto(
-        dyt.reshape(m, m, th, tw, n, k), z.reshape(th, m, tw, m, n, k).transpose(1, 3, 0, 2, 4, 5)
-    )
-    dprod = (at2.T @ dyt).reshape(a * a, th * tw * n, k)  # A dY A^T
+    compiled = _compiled(dy.dtype)
+    if compiled:
+        from slidenet.ops.compiled import winograd as cw
+
+        at, _, bt = _matrices(m, r, np.dtype(dy.dtype))
+        dprod = np.empty((a * a, th * tw * n, k), dy.dtype)
+        cw.output_grad_transform(dy, at, th, tw, dprod)  # A dY A^T
+    else:
+        # dy cut into m x m tiles, in the tiles' (th, tw, N) order: (m*m, T*K)
+        z = np.zeros((th * m, tw * m, n, k), dy.dtype)
+        z[:ho, :wo] = dy.transpose(1, 2, 0, 3)
+        dyt = np.empty((m * m, th * tw * n * k), dy.dtype)
+        np.copyto(
+            dyt.reshape(m, m, th, tw, n, k),
+            z.reshape(th, m, tw, m, n, k).transpose(1, 3, 0, 2, 4, 5),
+        )
+        dprod = (at2.T @ dyt).reshape(a * a, th * tw * n, k)  # A dY A^T
     dv = np.matmul(tiles.transpose(0, 2, 1), dprod)  # (a*a, D, K)
     dw = (g2.T @ dv.reshape(a * a, d * k)).reshape(r, r, d, k)
     if not need_dx:
         return None, dw
     v = (g2 @ w.astype(dy.dtype, copy=False).reshape(r * r, d * k)).reshape(a * a, d, k)
     du = np.matmul(dprod, v.transpose(0, 2, 1))  # (a*a, T, D)
-    dd = (bt2.T @ du.reshape(a * a, -1)).reshape(a, a, th, tw, n, d)
-    # add every tile point back where the forward pass gathered it from (tiles overlap)
     (pt, pb), (pl, pr) = pads
     h, wi = ho + r - 1 - pt - pb, wo + r - 1 - pl - pr
+    if compiled:
+        dx = np.zeros((n, h, wi, d), dy.dtype)
+        cw.input_grad_transform(du, bt, pt, pl, th, tw, m, dx)
+        return dx, dw
+    dd = (bt2.T @ du.reshape(a * a, -1)).reshape(a, a, th, tw, n, d)
+    # add every tile point back where the forward pass gathered it from (tiles overlap)
     dz = np.zeros((th * m + r - 1, tw * m + r - 1, n, d), dy.dtype)
     for u in range(a):
         for v_ in range(a):
