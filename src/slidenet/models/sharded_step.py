@@ -8,7 +8,8 @@ examples instead, the way data-parallel training splits it over machines:
     x (N, ...) -> shards x[0:n0], x[n0:n1], ...   (one Python thread each; NumPy, BLAS and the
                                                    compiled kernels release the GIL)
     each shard: forward, loss (its mean), backward -> grads g_s
-    the step's gradient: sum_s (n_s / N) g_s       (the gradient of the batch's mean loss)
+    the step's gradient: sum_s (n_s / N) g_s       (the gradient of the batch's mean loss: each
+                                                   shard scales its loss gradient by n_s / N)
 
 then one optimizer step on the shared weights. While the shards run, OpenBLAS is held at one thread
 per call (:func:`slidenet.utils.blas.blas_threads`): its spare threads would otherwise spin beside
@@ -156,14 +157,16 @@ def _one_compiled_thread() -> None:
         use_one_thread()
 
 
-def _shard_step(twin, x, y):
+def _shard_step(twin, x, y, share):
+    """Forward, loss and backward of one shard; the loss gradient is scaled by the shard's share
+    of the batch (n_s / N), so the batch gradient is the plain sum of the shards' gradients."""
     _one_compiled_thread()
     # overflow shows up as a non-finite loss (np.errstate is per thread: set it here)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         out = twin._forward(x, training=True)
         loss, grad, fused = twin._loss_and_grad(out, y)
     if np.isfinite(loss):
-        twin._backward(grad, fused, need_dx=False)
+        twin._backward(grad * grad.dtype.type(share), fused, need_dx=False)
     return loss, out
 
 
@@ -181,32 +184,49 @@ def forward_backward(model, x, y):
             model._backward(grad, fused, need_dx=False)
         return loss, out
     bounds = shard_bounds(len(x), parts)
+    shares = [(bounds[s + 1] - bounds[s]) / len(x) for s in range(parts)]
     twins = _twins(model, parts)
     pieces = [
-        (twins[s], x[bounds[s] : bounds[s + 1]], y[bounds[s] : bounds[s + 1]]) for s in range(parts)
+        (twins[s], x[bounds[s] : bounds[s + 1]], y[bounds[s] : bounds[s + 1]], shares[s])
+        for s in range(parts)
     ]
+    pool = _executor(parts - 1)
     with blas_threads(1):
-        futures = [_executor(parts - 1).submit(_shard_step, *p) for p in pieces[1:]]
+        futures = [pool.submit(_shard_step, *p) for p in pieces[1:]]
         results = [_shard_step(*pieces[0])] + [f.result() for f in futures]
-    _keep_buffers(model, twins)
-    shares = [(bounds[s + 1] - bounds[s]) / len(x) for s in range(parts)]
-    loss = sum(share * loss for share, (loss, _) in zip(shares, results, strict=True))
-    out = np.concatenate([o for _, o in results])
-    if not np.isfinite(loss):
-        return loss, out
-    for i, layer in enumerate(model.layers):
-        grads = [twin.layers[i].grads for twin in twins]
-        layer.grads = [_weighted_sum([g[k] for g in grads], shares) for k in range(len(grads[0]))]
+        _keep_buffers(model, twins)
+        loss = sum(share * loss for share, (loss, _) in zip(shares, results, strict=True))
+        out = np.concatenate([o for _, o in results])
+        if not np.isfinite(loss):
+            return loss, out
+        for i, layer in enumerate(model.layers):
+            grads = [twin.layers[i].grads for twin in twins]
+            layer.grads = [_sum([g[k] for g in grads], pool) for k in range(len(grads[0]))]
     return loss, out
 
 
-def _weighted_sum(grads, shares):
-    """sum_s share_s * g_s in the gradients' dtype (None stays None: a frozen weight)."""
-    if grads[0] is None:
-        return None
-    total = grads[0] * grads[0].dtype.type(shares[0])
-    for g, share in zip(grads[1:], shares[1:], strict=True):
-        total += g * g.dtype.type(share)
+def _sum(grads, pool):
+    """g_0 + g_1 + ... into g_0 (the shards' own arrays); None stays None (a frozen weight).
+    Large gradients are added in parts on every thread."""
+    total = grads[0]
+    if total is None or len(grads) == 1:
+        return total
+    if total.size < (1 << 18) or not total.flags.c_contiguous:
+        for g in grads[1:]:
+            total += g
+        return total
+    flat, others = total.reshape(-1), [g.reshape(-1) for g in grads[1:]]
+    cuts = shard_bounds(flat.size, pool._max_workers + 1)
+
+    def add(part):
+        lo, hi = cuts[part], cuts[part + 1]
+        for g in others:
+            np.add(flat[lo:hi], g[lo:hi], out=flat[lo:hi])
+
+    futures = [pool.submit(add, part) for part in range(1, len(cuts) - 1)]
+    add(0)
+    for f in futures:
+        f.result()
     return total
 
 

@@ -103,15 +103,7 @@ def winograd_conv2d(x, w, pads, m=None, return_tiles=False, b=None):
     at2, g2, bt2 = _kron_matrices(m, r, np.dtype(x.dtype))
     v = (g2 @ w.astype(x.dtype, copy=False).reshape(r * r, d * k)).reshape(a * a, d, k)
     if _compiled(x.dtype):
-        from slidenet.ops.compiled import winograd as cw
-
-        at, _, bt = _matrices(m, r, np.dtype(x.dtype))
-        u = np.empty((a * a, th * tw * n, d), x.dtype)
-        cw.input_transform(x, bt, pt, pl, th, tw, m, u)
-        y = np.empty((n, ho, wo, k), x.dtype)
-        bias = np.zeros(k, x.dtype) if b is None else b.astype(x.dtype, copy=False)
-        cw.output_transform(np.matmul(u, v), at, bias, th, tw, y)
-        return (y, u) if return_tiles else y
+        return _compiled_forward(x, v, b, pads, m, r, (th, tw), return_tiles)
     # padded input in (H, W, N, D) order, tall and wide enough for whole tiles
     z = np.zeros((th * m + r - 1, tw * m + r - 1, n, d), x.dtype)
     z[pt : pt + h, pl : pl + wi] = x.transpose(1, 2, 0, 3)
@@ -156,23 +148,16 @@ def winograd_backward(dy, tiles, w, pads, need_dx=True, m=None):
     a = m + r - 1
     th, tw = -(-ho // m), -(-wo // m)
     at2, g2, bt2 = _kron_matrices(m, r, np.dtype(dy.dtype))
-    compiled = _compiled(dy.dtype)
-    if compiled:
-        from slidenet.ops.compiled import winograd as cw
-
-        at, _, bt = _matrices(m, r, np.dtype(dy.dtype))
-        dprod = np.empty((a * a, th * tw * n, k), dy.dtype)
-        cw.output_grad_transform(dy, at, th, tw, dprod)  # A dY A^T
-    else:
-        # dy cut into m x m tiles, in the tiles' (th, tw, N) order: (m*m, T*K)
-        z = np.zeros((th * m, tw * m, n, k), dy.dtype)
-        z[:ho, :wo] = dy.transpose(1, 2, 0, 3)
-        dyt = np.empty((m * m, th * tw * n * k), dy.dtype)
-        np.copyto(
-            dyt.reshape(m, m, th, tw, n, k),
-            z.reshape(th, m, tw, m, n, k).transpose(1, 3, 0, 2, 4, 5),
-        )
-        dprod = (at2.T @ dyt).reshape(a * a, th * tw * n, k)  # A dY A^T
+    if _compiled(dy.dtype):
+        return _compiled_backward(dy, tiles, w, pads, m, (th, tw), need_dx)
+    # dy cut into m x m tiles, in the tiles' (th, tw, N) order: (m*m, T*K)
+    z = np.zeros((th * m, tw * m, n, k), dy.dtype)
+    z[:ho, :wo] = dy.transpose(1, 2, 0, 3)
+    dyt = np.empty((m * m, th * tw * n * k), dy.dtype)
+    np.copyto(
+        dyt.reshape(m, m, th, tw, n, k), z.reshape(th, m, tw, m, n, k).transpose(1, 3, 0, 2, 4, 5)
+    )
+    dprod = (at2.T @ dyt).reshape(a * a, th * tw * n, k)  # A dY A^T
     dv = np.matmul(tiles.transpose(0, 2, 1), dprod)  # (a*a, D, K)
     dw = (g2.T @ dv.reshape(a * a, d * k)).reshape(r, r, d, k)
     if not need_dx:
@@ -181,10 +166,6 @@ def winograd_backward(dy, tiles, w, pads, need_dx=True, m=None):
     du = np.matmul(dprod, v.transpose(0, 2, 1))  # (a*a, T, D)
     (pt, pb), (pl, pr) = pads
     h, wi = ho + r - 1 - pt - pb, wo + r - 1 - pl - pr
-    if compiled:
-        dx = np.zeros((n, h, wi, d), dy.dtype)
-        cw.input_grad_transform(du, bt, pt, pl, th, tw, m, dx)
-        return dx, dw
     dd = (bt2.T @ du.reshape(a * a, -1)).reshape(a, a, th, tw, n, d)
     # add every tile point back where the forward pass gathered it from (tiles overlap)
     dz = np.zeros((th * m + r - 1, tw * m + r - 1, n, d), dy.dtype)
@@ -193,6 +174,64 @@ def winograd_backward(dy, tiles, w, pads, need_dx=True, m=None):
             dz[u : u + m * th : m, v_ : v_ + m * tw : m] += dd[u, v_]
     dx = np.empty((n, h, wi, d), dy.dtype)
     np.copyto(dx, dz[pt : pt + h, pl : pl + wi].transpose(2, 0, 1, 3))
+    return dx, dw
+
+
+# ------------------------------------------------------------ compiled kernels (kernels.compiled())
+# Tiles are processed in blocks of about BLOCK_BYTES of transformed data, so that each block's
+# transformed tiles and products stay in cache between the transform, the GEMM stage and the
+# inverse transform, instead of making round trips to memory through 13-26 MB arrays.
+BLOCK_BYTES = 1 << 20
+
+
+def _blocks(tiles: int, points: int, depth: int, itemsize: int):
+    size = max(16, BLOCK_BYTES // (points * depth * itemsize))
+    return [(t0, min(t0 + size, tiles)) for t0 in range(0, tiles, size)]
+
+
+def _compiled_forward(x, v, b, pads, m, r, tile_grid, return_tiles):
+    """winograd_conv2d on the compiled transforms, block of tiles by block of tiles."""
+    from slidenet.ops.compiled import winograd as cw
+
+    n, h, wi, d = x.shape
+    a, k = m + r - 1, v.shape[2]
+    (pt, pb), (pl, pr) = pads
+    th, tw = tile_grid
+    at, _, bt = _matrices(m, r, np.dtype(x.dtype))
+    y = np.empty((n, h + pt + pb - r + 1, wi + pl + pr - r + 1, k), x.dtype)
+    bias = np.zeros(k, x.dtype) if b is None else b.astype(x.dtype, copy=False)
+    tiles = th * tw * n
+    u = np.empty((a * a, tiles, d), x.dtype) if return_tiles else None
+    for t0, t1 in _blocks(tiles, a * a, max(d, k), x.dtype.itemsize):
+        ub = u[:, t0:t1] if return_tiles else np.empty((a * a, t1 - t0, d), x.dtype)
+        cw.input_transform(x, bt, pt, pl, tw, m, t0, ub)
+        cw.output_transform(np.matmul(ub, v), at, bias, tw, t0, y)
+    return (y, u) if return_tiles else y
+
+
+def _compiled_backward(dy, tiles, w, pads, m, tile_grid, need_dx):
+    """winograd_backward on the compiled transforms, block of tiles by block of tiles: dw sums
+    the blocks' U^T dM, dx adds each block's input tiles."""
+    from slidenet.ops.compiled import winograd as cw
+
+    n, ho, wo, k = dy.shape
+    r, d = w.shape[0], w.shape[2]
+    a = m + r - 1
+    (pt, pb), (pl, pr) = pads
+    th, tw = tile_grid
+    at, _, bt = _matrices(m, r, np.dtype(dy.dtype))
+    _, g2, _ = _kron_matrices(m, r, np.dtype(dy.dtype))
+    vt = (g2 @ w.astype(dy.dtype, copy=False).reshape(r * r, d * k)).reshape(a * a, d, k)
+    vt = np.ascontiguousarray(vt.transpose(0, 2, 1))  # V^T (a*a, K, D)
+    dv = np.zeros((a * a, d, k), dy.dtype)
+    dx = np.zeros((n, ho + r - 1 - pt - pb, wo + r - 1 - pl - pr, d), dy.dtype) if need_dx else None
+    for t0, t1 in _blocks(th * tw * n, a * a, max(d, k), dy.dtype.itemsize):
+        dm = np.empty((a * a, t1 - t0, k), dy.dtype)
+        cw.output_grad_transform(dy, at, tw, t0, dm)  # A dY A^T
+        dv += np.matmul(tiles[:, t0:t1].transpose(0, 2, 1), dm)
+        if need_dx:
+            cw.input_grad_transform(np.matmul(dm, vt), bt, pt, pl, tw, m, t0, dx)
+    dw = (g2.T @ dv.reshape(a * a, d * k)).reshape(r, r, d, k)
     return dx, dw
 
 
