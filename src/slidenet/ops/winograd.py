@@ -202,10 +202,13 @@ def _compiled_forward(x, v, b, pads, m, r, tile_grid, return_tiles):
     bias = np.zeros(k, x.dtype) if b is None else b.astype(x.dtype, copy=False)
     tiles = th * tw * n
     u = np.empty((a * a, tiles, d), x.dtype) if return_tiles else None
-    for t0, t1 in _blocks(tiles, a * a, max(d, k), x.dtype.itemsize):
-        ub = u[:, t0:t1] if return_tiles else np.empty((a * a, t1 - t0, d), x.dtype)
-        cw.input_transform(x, bt, pt, pl, tw, m, t0, ub)
-        cw.output_transform(np.matmul(ub, v), at, bias, tw, t0, y)
+    blocks = _blocks(tiles, a * a, max(d, k), x.dtype.itemsize)
+    ub = np.empty((a * a, blocks[0][1], d), x.dtype)  # contiguous: the GEMMs run faster on it
+    for t0, t1 in blocks:
+        cw.input_transform(x, bt, pt, pl, tw, m, t0, ub[:, : t1 - t0])
+        cw.output_transform(np.matmul(ub[:, : t1 - t0], v), at, bias, tw, t0, y)
+        if return_tiles:  # kept for the backward pass, copied while still in cache
+            np.copyto(u[:, t0:t1], ub[:, : t1 - t0])
     return (y, u) if return_tiles else y
 
 
@@ -225,8 +228,10 @@ def _compiled_backward(dy, tiles, w, pads, m, tile_grid, need_dx):
     vt = np.ascontiguousarray(vt.transpose(0, 2, 1))  # V^T (a*a, K, D)
     dv = np.zeros((a * a, d, k), dy.dtype)
     dx = np.zeros((n, ho + r - 1 - pt - pb, wo + r - 1 - pl - pr, d), dy.dtype) if need_dx else None
-    for t0, t1 in _blocks(th * tw * n, a * a, max(d, k), dy.dtype.itemsize):
-        dm = np.empty((a * a, t1 - t0, k), dy.dtype)
+    blocks = _blocks(th * tw * n, a * a, max(d, k), dy.dtype.itemsize)
+    buffer = np.empty((a * a, blocks[0][1], k), dy.dtype)
+    for t0, t1 in blocks:
+        dm = buffer[:, : t1 - t0]
         cw.output_grad_transform(dy, at, tw, t0, dm)  # A dY A^T
         dv += np.matmul(tiles[:, t0:t1].transpose(0, 2, 1), dm)
         if need_dx:
