@@ -10,6 +10,10 @@ Off by default: set ``SLIDENET_NUM_THREADS`` (e.g. to the number of cores) to tu
 default stays at one thread because OpenBLAS's own threads keep spinning for a while after each
 matrix product: on a 2-core machine a third busy thread made training steps slower, not faster,
 and on a loaded machine dramatically so (benchmarks/README.md).
+
+The cores are used by default in another way: a training step of a Sequential model of
+per-example layers is split by examples over threads, with OpenBLAS held at one thread meanwhile
+(:mod:`slidenet.models.sharded_step`; ``SLIDENET_NUM_THREADS`` caps those threads too).
 """
 
 from __future__ import annotations
