@@ -24,6 +24,11 @@ import time
 
 import numpy as np
 
+# The environment as the user gave it: slidenet's compiled kernels set OMP_WAIT_POLICY=PASSIVE in
+# this process when they load (check_same_function runs them), and torch's OpenMP threads must
+# not inherit that in their own processes (it made torch 5-15% slower here).
+USER_ENV = dict(os.environ)
+
 
 def torch_net(name, classes=10):
     import torch.nn as nn
@@ -200,6 +205,7 @@ def peak_memory(name, batch, steps=20):
             [sys.executable, "-c", _MEMORY_CHILD, framework, name, str(batch), str(steps), here],
             capture_output=True,
             text=True,
+            env=USER_ENV,
             check=True,
         ).stdout.split()
         result[framework] = (int(out[0]) / 1024, int(out[1]) / 1024)
@@ -247,7 +253,7 @@ def measure(framework, name, batch, seconds, threads, infer):
     import subprocess
 
     here = os.path.dirname(os.path.abspath(__file__))
-    env = {**os.environ, "SLIDENET_NUM_THREADS": str(threads)}
+    env = {**USER_ENV, "SLIDENET_NUM_THREADS": str(threads)}
     out = subprocess.run(
         [
             sys.executable,
@@ -305,7 +311,7 @@ def machine_line():
     parts.append(
         f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} thr)"
     )
-    blas_env = {k: v for k, v in os.environ.items() if k.startswith(("OPENBLAS", "OMP_"))}
+    blas_env = {k: v for k, v in USER_ENV.items() if k.startswith(("OPENBLAS", "OMP_"))}
     parts.append(f"env {blas_env or 'unset'}")
     import slidenet
 

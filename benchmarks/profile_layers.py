@@ -2,7 +2,9 @@
 
 Wraps every layer's forward and backward (and the optimizer's update) with a timer, runs real
 training steps of an application model, and prints the median milliseconds per step of each part.
-Medians over ``--steps`` steps after warm-up; the machine should be otherwise idle.
+Medians over ``--steps`` steps after warm-up; the machine should be otherwise idle. The step runs
+on one thread (``SLIDENET_NUM_THREADS=1``): a step split over threads (models/sharded_step.py)
+would run every layer in each thread at once, and the per-layer times would mix.
 
     .venv/bin/python benchmarks/profile_layers.py --model mnist_cnn --batch 100
     .venv/bin/python benchmarks/profile_layers.py --model lenet5 --inference
@@ -11,6 +13,7 @@ Medians over ``--steps`` steps after warm-up; the machine should be otherwise id
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections import defaultdict
 
@@ -33,6 +36,7 @@ def _timed(record, key, fn):
 
 def profile(model_name="mnist_cnn", batch=100, steps=20, inference=False):
     """Returns (rows, total_ms): rows are (part, median ms per step) of the CLOCK."""
+    os.environ["SLIDENET_NUM_THREADS"] = "1"  # one thread: the layers' times must not overlap
     keras.utils.set_random_seed(0)
     model = getattr(keras.applications, model_name)(input_shape=(28, 28, 1))
     model.compile("adam", "sparse_categorical_crossentropy")
