@@ -71,6 +71,42 @@ def make_parser(description, *, epochs, batch_size, lr, decay, min_accuracy):
     return parser
 
 
+def add_recipe_options(parser):
+    """Add the longer-run recipe: cosine schedule, warm-up, label smoothing, shifts, validation."""
+    parser.add_argument(
+        "--schedule",
+        choices=("exponential", "cosine"),
+        default="exponential",
+        help="exponential: lr * decay**epoch (default); cosine: optimizers.schedules.CosineDecay "
+        "per step to 0 over the run, after --warmup epochs of linear warm-up",
+    )
+    parser.add_argument(
+        "--warmup", type=float, default=0.0, help="warm-up epochs of the cosine schedule (0)"
+    )
+    parser.add_argument(
+        "--label-smoothing",
+        type=float,
+        default=0.0,
+        help="train with CategoricalCrossentropy(label_smoothing=S) on one-hot labels (0)",
+    )
+    parser.add_argument(
+        "--shift", type=int, default=0, help="with --augment: random shifts of up to N pixels (0)"
+    )
+    parser.add_argument(
+        "--save",
+        default=None,
+        help="save the trained model there (for `slidenet report`; compiled with integer labels)",
+    )
+    parser.add_argument(
+        "--validation",
+        type=int,
+        default=0,
+        help="hold out the last N training images as a validation split, printed after every "
+        "epoch (the recipe is chosen on it; the test set is evaluated once, at the end); "
+        "with --limit, at most a fifth of the training images",
+    )
+
+
 def add_data_option(parser):
     """Add ``--data PATH``: where Fashion-MNIST is (see slidenet.datasets.fashion_mnist)."""
     parser.add_argument(
@@ -143,50 +179,115 @@ class Result:
     epochs: int
     n_train: int
     n_test: int
+    cpu_seconds: float = float("nan")
+
+
+def _optimizer_and_loss(args, loss, n_train):
+    """Adam with the schedule of ``args`` and the loss (label smoothing); callbacks for fit."""
+    from slidenet.callbacks import LearningRateScheduler
+    from slidenet.losses import CategoricalCrossentropy
+    from slidenet.optimizers import Adam
+    from slidenet.optimizers.schedules import CosineDecay
+
+    if getattr(args, "label_smoothing", 0.0):
+        loss = CategoricalCrossentropy(label_smoothing=args.label_smoothing)
+    if getattr(args, "schedule", "exponential") == "cosine":
+        steps = -(-n_train // args.batch_size)
+        warm = int(round(args.warmup * steps))
+        total = max(1, args.epochs * steps - warm)
+        if warm:
+            lr = CosineDecay(args.lr / 10, total, warmup_target=args.lr, warmup_steps=warm)
+        else:
+            lr = CosineDecay(args.lr, total)
+        return Adam(learning_rate=lr), loss, []
+    schedule = LearningRateScheduler(lambda epoch: args.lr * args.decay**epoch)
+    return Adam(learning_rate=args.lr), loss, [schedule]
+
+
+def split_validation(data, n, limited=False):
+    """``((x, y), (x, y))`` -> train without its last ``n`` examples, and those ``n``.
+
+    With ``limited`` (a ``--limit`` run), ``n`` is cut to a fifth of the training examples.
+    """
+    (x_train, y_train), _ = data
+    if limited:
+        n = min(n, len(x_train) // 5)
+    if not n:
+        return data, None
+    if not 0 < n < len(x_train):
+        raise SystemExit(f"--validation must be between 1 and {len(x_train) - 1}, got {n}.")
+    return ((x_train[:-n], y_train[:-n]), data[1]), (x_train[-n:], y_train[-n:])
 
 
 def train_and_evaluate(model, data, args, *, loss="sparse_categorical_crossentropy", augment=None):
     """Compile ``model`` with Adam, train it ``args.epochs`` epochs and evaluate it on the test set.
 
-    The learning rate is ``args.lr * args.decay**epoch``. With ``augment`` (a function
+    The learning rate is ``args.lr * args.decay**epoch``, or with ``args.schedule == "cosine"`` a
+    per-step CosineDecay (see :func:`add_recipe_options`). With ``augment`` (a function
     ``(x, rng) -> x``) every epoch trains on a freshly augmented copy of the training images. One
     line per epoch reports the training loss and accuracy, the elapsed time and the test accuracy
     (for the record only: nothing is selected on it; the claim is the accuracy after the last
     epoch).
     """
-    from slidenet.callbacks import LearningRateScheduler
-    from slidenet.optimizers import Adam
-
+    data, validation = split_validation(
+        data, getattr(args, "validation", 0), args.limit is not None
+    )
     (x_train, y_train), (x_test, y_test) = data
-    model.compile(optimizer=Adam(learning_rate=args.lr), loss=loss, metrics=["accuracy"])
-    schedule = LearningRateScheduler(lambda epoch: args.lr * args.decay**epoch)
+    optimizer, loss, callbacks = _optimizer_and_loss(args, loss, len(x_train))
+    one_hot = not isinstance(loss, str)  # label smoothing needs one-hot targets
+
+    def targets(y):
+        return np.eye(10, dtype=np.float32)[y] if one_hot else y
+
+    y_fit = targets(y_train)
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
     rng = np.random.default_rng([args.seed, 1])
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for epoch in range(args.epochs):
+        epoch_start, epoch_cpu = time.perf_counter(), time.process_time()
         x_epoch = augment(x_train, rng) if augment is not None else x_train
         history = model.fit(
             x_epoch,
-            y_train,
+            y_fit,
             batch_size=args.batch_size,
             epochs=epoch + 1,
             initial_epoch=epoch,
             verbose=args.verbose,
-            callbacks=[schedule],
+            callbacks=callbacks,
         )
         logs = {k: v[-1] for k, v in history.history.items()}
         elapsed = time.perf_counter() - start
+        lr = logs.get("learning_rate", float("nan"))
         line = (
-            f"epoch {epoch + 1}/{args.epochs}: lr {logs['learning_rate']:.3g} "
-            f"loss {logs['loss']:.4f} acc {logs['accuracy']:.4f} | {elapsed:.0f} s"
+            f"epoch {epoch + 1}/{args.epochs}: lr {lr:.3g} "
+            f"loss {logs['loss']:.4f} acc {logs['accuracy']:.4f} | {elapsed:.0f} s "
+            f"(epoch {time.perf_counter() - epoch_start:.0f} s wall, "
+            f"{time.process_time() - epoch_cpu:.0f} s CPU)"
         )
+        if validation is not None:
+            x_val, y_val = validation
+            val_acc = model.evaluate(x_val, targets(y_val), batch_size=500, verbose=0)[1]
+            line += f" | val acc {val_acc:.4f}"
         if args.eval_each_epoch:
-            test_acc = model.evaluate(x_test, y_test, batch_size=500, verbose=0)[1]
+            test_acc = model.evaluate(x_test, targets(y_test), batch_size=500, verbose=0)[1]
             line += f" | test acc {test_acc:.4f}"
         print(line, flush=True)
     train_seconds = time.perf_counter() - start
-    test_loss, test_acc = model.evaluate(x_test, y_test, batch_size=500, verbose=0)
+    cpu_seconds = time.process_time() - cpu_start
+    test_loss, test_acc = model.evaluate(x_test, targets(y_test), batch_size=500, verbose=0)
+    if getattr(args, "save", None):
+        if one_hot:  # the saved model takes integer labels, as `slidenet report` gives them
+            model.compile(model.optimizer, "sparse_categorical_crossentropy", ["accuracy"])
+        model.save(args.save)
+        print(f"saved the model to {args.save}")
     return Result(
-        float(test_acc), float(test_loss), train_seconds, args.epochs, len(x_train), len(x_test)
+        float(test_acc),
+        float(test_loss),
+        train_seconds,
+        args.epochs,
+        len(x_train),
+        len(x_test),
+        cpu_seconds,
     )
 
 
@@ -197,7 +298,8 @@ def report(name, data_name, result, args, total_start):
     print(
         f"\n{name} on {data_name}: test accuracy {100 * result.accuracy:.2f}% "
         f"({result.n_test:,} test, {result.n_train:,} training examples), "
-        f"{result.epochs} epochs, training {result.train_seconds:.0f} s, wall {wall:.0f} s "
+        f"{result.epochs} epochs, training {result.train_seconds:.0f} s "
+        f"({result.cpu_seconds:.0f} s CPU), wall {wall:.0f} s, CPU {time.process_time():.0f} s "
         f"({os.cpu_count()} CPUs, {platform.machine()}, seed {args.seed})"
     )
     wall_text = f"{wall:.0f} s" if wall < 120 else f"{wall / 60:.1f} min"

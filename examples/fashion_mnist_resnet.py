@@ -24,6 +24,7 @@ import time
 
 from example_utils import (
     add_data_option,
+    add_recipe_options,
     flip_and_shift,
     load_fashion_mnist,
     make_parser,
@@ -52,6 +53,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--no-augment", action="store_true", help="train without random horizontal flips"
     )
+    add_recipe_options(parser)
     add_data_option(parser)
     args = parser.parse_args(argv)
     if args.decay is None:
@@ -64,7 +66,7 @@ def main(argv=None) -> int:
     data = load_fashion_mnist(args)
     set_random_seed(args.seed)
     model = applications.resnet_small()
-    augment = None if args.no_augment else flip_and_shift()
+    augment = None if args.no_augment else flip_and_shift(args.shift)
     result = train_and_evaluate(model, data, args, augment=augment)
     return report("resnet_small", "Fashion-MNIST", result, args, total_start)
 

@@ -69,7 +69,8 @@ def test_example_runs_smallest_config(name, fake_fashion, monkeypatch, capsys):
     assert len(lines) == 1, out
     assert lines[0]["model"] == model_name
     assert 0.0 <= float(lines[0]["acc"]) <= 100.0
-    assert "64 training examples" in out
+    # the batch-norm net holds out a validation split (a fifth of 64 with --limit)
+    assert ("52 training examples" if name == "fashion_mnist_bn" else "64 training examples") in out
 
 
 def test_example_accuracy_check_passes_and_fails(monkeypatch, capsys):
@@ -84,7 +85,7 @@ def test_example_claims_match_the_issue(monkeypatch):
     """The full runs check the published numbers they are compared with, where reached."""
     assert load_example("fashion_mnist_cnn", monkeypatch).CLAIM >= 0.916
     bn = load_example("fashion_mnist_bn", monkeypatch)
-    assert bn.TARGET == 0.934 and bn.CLAIM < bn.TARGET  # the target is stated, not claimed
+    assert bn.TARGET == 0.934 and bn.CLAIM >= bn.TARGET  # reached (93.66 %), so claimed
     assert load_example("keyword_scanner", monkeypatch).CLAIM >= 0.95
 
 
