@@ -87,6 +87,8 @@ def test_compiled_input_gradient_property(n, hw, d, k, f, s, dil, padding, dtype
 
 # Winograd: the compiled tile transforms (slidenet/ops/compiled/winograd.py) against NumPy's
 # Kronecker GEMMs; the same batched GEMM stage, so the results differ by rounding only.
+WINOGRAD_TOL32 = 2e-4  # float32 Winograd against float64, relative to the largest value
+
 WINOGRAD_CASES = [
     ("F5-same-lecture", (2, 14, 14, 4), 5, ((2, 2), (2, 2))),
     ("F5-valid", (2, 9, 11, 3), 5, ((0, 0), (0, 0))),
@@ -106,18 +108,28 @@ def _winograd(backend, x, w, b, dy, pads):
 
 
 def _check_winograd(x_shape, r, pads, dtype, seed=0):
+    """Both paths against the float64 truth. In float32 the two paths round differently and
+    Winograd F(4x4, 5x5)'s transforms amplify rounding (points up to +-2 and 1/2), so each is held
+    to WINOGRAD_TOL32 of the largest value against float64, and the compiled path may not be
+    clearly worse than NumPy's; in float64 the two paths agree to 1e-10."""
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal(x_shape).astype(dtype)
-    w = rng.standard_normal((r, r, x_shape[3], 3)).astype(dtype)
-    b = rng.standard_normal(3).astype(dtype)
-    y = conv.conv2d(x, w, b, padding=pads)
-    dy = rng.standard_normal(y.shape).astype(dtype)
-    ref = _winograd("numpy", x, w, b, dy, pads)
-    got = _winograd("numba", x, w, b, dy, pads)
-    np.testing.assert_allclose(ref[0], y, rtol=0, atol=1e-4 * np.abs(y).max())  # a real conv
-    for a, g in zip(ref, got, strict=True):
-        assert g.shape == a.shape and g.dtype == a.dtype
-        np.testing.assert_allclose(g, a, rtol=0, atol=TOL[np.dtype(dtype)] * np.abs(a).max())
+    x = rng.standard_normal(x_shape)
+    w = rng.standard_normal((r, r, x_shape[3], 3))
+    b = rng.standard_normal(3)
+    dy = rng.standard_normal(conv.conv2d(x, w, b, padding=pads).shape)
+    truth = _winograd("numpy", x, w, b, dy, pads)  # float64
+    cast = [a.astype(dtype) for a in (x, w, b, dy)]
+    ref = _winograd("numpy", *cast, pads)
+    got = _winograd("numba", *cast, pads)
+    for t, a, g in zip(truth, ref, got, strict=True):
+        assert g.shape == t.shape and g.dtype == np.dtype(dtype)
+        scale = np.abs(t).max()
+        if dtype == np.float64:
+            np.testing.assert_allclose(g, a, rtol=0, atol=1e-10 * scale)
+            continue
+        err_numpy, err_compiled = np.abs(a - t).max(), np.abs(g - t).max()
+        assert err_compiled <= WINOGRAD_TOL32 * scale, (err_compiled / scale, err_numpy / scale)
+        assert err_compiled <= 3 * err_numpy + 1e-6 * scale, (err_compiled, err_numpy)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
