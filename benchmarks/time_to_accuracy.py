@@ -90,19 +90,9 @@ def torch_net(state):
     """The lecture CNN in torch (NCHW), with the weights of ``state``."""
     import torch
     import torch.nn as nn
+    from compare_torch import torch_net as lecture_nets  # one definition, in benchmarks/
 
-    net = nn.Sequential(
-        nn.Conv2d(1, 32, 5, padding=2),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 5, padding=2),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(3136, 1024),
-        nn.ReLU(),
-        nn.Linear(1024, 10),
-    )
+    net = lecture_nets("mnist_cnn")
     modules = [m for m in net if isinstance(m, nn.Conv2d | nn.Linear)]
     with torch.no_grad():
         for module, (kernel, bias) in zip(modules, state, strict=True):
